@@ -1,0 +1,4 @@
+"""thitogene kedro
+"""
+
+__version__ = "0.1"

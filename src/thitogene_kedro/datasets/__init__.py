@@ -1,0 +1,9 @@
+"""Kedro datasets the project needs and kedro-datasets lacks."""
+
+from thitogene_kedro.datasets.anndata_dataset import AnnDataDataset
+from thitogene_kedro.datasets.gene_list_dataset import GeneListDataset
+from thitogene_kedro.datasets.numpy_dataset import NumpyDataset
+from thitogene_kedro.datasets.section_images_dataset import SectionImagesDataset
+from thitogene_kedro.datasets.spatial_sections_dataset import SpatialSectionsDataset
+
+__all__ = ["AnnDataDataset", "GeneListDataset", "NumpyDataset", "SectionImagesDataset", "SpatialSectionsDataset"]

@@ -1,0 +1,42 @@
+"""Raw spatial transcriptomics sections of one data source, read lazily section by section."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+from kedro.io import AbstractDataset, DatasetError
+
+from thitogene_kedro.sections import SectionSource
+
+
+class SpatialSectionsDataset(AbstractDataset[None, dict[str, Callable[[], ad.AnnData]]]):
+    """Every section of a data source as ``{section: load function}`` (read-only).
+
+    Like Kedro's ``PartitionedDataset``, loading lists the sections and returns one function per
+    section that reads it into the project's AnnData schema, so a node reads only the sections it
+    needs, one at a time.
+
+    Example catalog entry::
+
+        raw_sections:
+          type: thitogene_kedro.datasets.SpatialSectionsDataset
+          source: her2st            # her2st | cscc | visium | synthetic
+          path: data/01_raw/her2st
+          options: {}               # source-specific (visium: fullres_image_glob; synthetic: generator settings)
+    """
+
+    def __init__(self, source: str, path: str, options: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None):
+        self._source = SectionSource(source=source, path=Path(path), options=dict(options or {}))
+        self.metadata = metadata
+
+    def load(self) -> dict[str, Callable[[], ad.AnnData]]:
+        return self._source.loaders()
+
+    def save(self, data: None) -> None:
+        raise DatasetError("SpatialSectionsDataset is read-only: raw data is never written by the pipelines")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"source": self._source.source, "path": str(self._source.path), "options": self._source.options}

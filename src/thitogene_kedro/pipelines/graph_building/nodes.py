@@ -1,0 +1,108 @@
+"""Nodes of the graph_building pipeline: k-nearest-neighbour spot graphs and position indices."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from thitogene_kedro.pipelines.graph_building.params import GraphBuildingParams
+from thitogene_kedro.sections.schema import SectionDataError
+
+logger = logging.getLogger(__name__)
+
+_ROW_CHUNK = 1024
+
+
+def knn_neighbours(coords: np.ndarray, k: int) -> np.ndarray:
+    """``(N, k)`` indices of each spot's k nearest other spots (Euclidean).
+
+    Ties are broken by spot order (a stable sort), so the graph is the same on every run.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    n = len(coords)
+    if n <= k:
+        raise ValueError(f"a {k}-nearest-neighbour graph needs more than {k} spots, got {n}")
+    neighbours = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, _ROW_CHUNK):
+        stop = min(start + _ROW_CHUNK, n)
+        d2 = ((coords[start:stop, None, :] - coords[None, :, :]) ** 2).sum(axis=-1)
+        d2[np.arange(stop - start), np.arange(start, stop)] = np.inf
+        neighbours[start:stop] = np.argsort(d2, axis=1, kind="stable")[:, :k]
+    return neighbours
+
+
+def edge_index_from_neighbours(neighbours: np.ndarray, symmetric: bool, self_loops: bool) -> np.ndarray:
+    """``(2, E)`` edges ``[spot, neighbour]``, sorted and unique; optional reverse edges and self-loops."""
+    n, k = neighbours.shape
+    edges = np.stack([np.repeat(np.arange(n), k), neighbours.ravel()])
+    if symmetric:
+        edges = np.concatenate([edges, edges[::-1]], axis=1)
+    if self_loops:
+        edges = np.concatenate([edges, np.stack([np.arange(n), np.arange(n)])], axis=1)
+    return np.unique(edges, axis=1)
+
+
+def position_indices(adata: ad.AnnData, table_size: int) -> np.ndarray:
+    """``(N, 2)`` integer ``(x, y)`` array coordinates used as position-embedding indices.
+
+    Raises:
+        SectionDataError: a coordinate is negative or does not fit the embedding table.
+    """
+    positions = adata.obs[["array_x", "array_y"]].to_numpy(dtype=np.int64)
+    section = str(adata.uns.get("section", ""))
+    if positions.min() < 0:
+        raise SectionDataError(None, section, f"negative array coordinate {positions.min()}")
+    if positions.max() >= table_size:
+        over = adata.obs_names[(positions >= table_size).any(axis=1)]
+        raise SectionDataError(
+            None,
+            section,
+            f"array coordinate {positions.max()} does not fit the position embedding table of size "
+            f"{table_size} (graph_building.position_table_size); spots {list(over[:5])}",
+        )
+    return positions
+
+
+def build_section_graph(adata: ad.AnnData, params: GraphBuildingParams) -> dict[str, np.ndarray]:
+    """The graph arrays of one section: ``edge_index``, ``positions``, ``spot_ids``."""
+    params = GraphBuildingParams.model_validate(params)
+    coords = adata.obs[["array_x", "array_y"]].to_numpy() if params.coordinates == "array" else adata.obsm["spatial"]
+    neighbours = knn_neighbours(coords, params.k)
+    return {
+        "edge_index": edge_index_from_neighbours(neighbours, params.symmetric, params.self_loops),
+        "positions": position_indices(adata, params.position_table_size),
+        "spot_ids": np.asarray(adata.obs_names, dtype=str),
+    }
+
+
+def build_spot_graphs(
+    preprocessed_sections: Mapping[str, Callable[[], ad.AnnData]], params: GraphBuildingParams
+) -> tuple[dict[str, dict[str, np.ndarray]], pd.DataFrame]:
+    """Graph arrays for every preprocessed section, and a report of their degrees and distances."""
+    params = GraphBuildingParams.model_validate(params)
+    graphs, rows = {}, []
+    for name in sorted(preprocessed_sections):
+        adata = preprocessed_sections[name]()
+        graph = build_section_graph(adata, params)
+        graphs[name] = graph
+        coords = adata.obs[["array_x", "array_y"]].to_numpy(dtype=np.float64)
+        src, dst = graph["edge_index"]
+        length = np.hypot(*(coords[src] - coords[dst]).T)
+        out_degree = np.bincount(src, minlength=adata.n_obs)
+        rows.append(
+            {
+                "section": name,
+                "n_spots": adata.n_obs,
+                "n_edges": int(src.size),
+                "min_out_degree": int(out_degree.min()),
+                "max_out_degree": int(out_degree.max()),
+                "max_edge_length": float(length.max()),
+                "n_edges_longer_than_2": int((length > 2).sum()),
+                "max_position": int(graph["positions"].max()),
+            }
+        )
+    return graphs, pd.DataFrame(rows)

@@ -1,0 +1,213 @@
+"""Nodes of the preprocessing pipeline: section choice, gene selection, target normalisation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from functools import partial
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from scipy import sparse
+
+from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams, PreprocessingParams
+from thitogene_kedro.sections.schema import SectionDataError
+
+logger = logging.getLogger(__name__)
+
+SectionLoaders = Mapping[str, Callable[[], ad.AnnData]]
+
+
+def choose_sections(available: SectionLoaders, params: PreprocessingParams) -> dict[str, Callable[[], ad.AnnData]]:
+    """The configured sections' loaders, in the configured order.
+
+    Raises:
+        ValueError: a configured or held-out section the source does not hold.
+    """
+    params = PreprocessingParams.model_validate(params)
+    names = sorted(available) if params.sections == "all" else list(params.sections)
+    missing = [s for s in [*names, *params.held_out_sections] if s not in available]
+    if missing:
+        raise ValueError(
+            f"preprocessing.sections / held_out_sections name section(s) {missing} that the data source "
+            f"does not hold; available: {sorted(available)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"preprocessing.sections lists a section twice: {names}")
+    return {name: available[name] for name in names}
+
+
+def training_sections(sections: list[str], held_out: list[str]) -> list[str]:
+    """The sections gene selection may look at: every chosen section that is not held out."""
+    train = [s for s in sections if s not in set(held_out)]
+    if not train:
+        raise ValueError("preprocessing.held_out_sections holds out every section: nothing left to select genes on")
+    return train
+
+
+def section_hvgs(adata: ad.AnnData, n_top: int, flavor: str) -> set[str]:
+    """The top ``n_top`` highly variable genes of one section (scanpy, on log1p of CP10k)."""
+    data = ad.AnnData(X=sparse.csr_matrix(adata.X, dtype=np.float32), var=pd.DataFrame(index=adata.var_names))
+    sc.pp.normalize_total(data, target_sum=1e4)
+    sc.pp.log1p(data)
+    n_top = min(n_top, data.n_vars)
+    sc.pp.highly_variable_genes(data, n_top_genes=n_top, flavor=flavor)
+    return set(data.var_names[data.var["highly_variable"].to_numpy()])
+
+
+def select_genes(
+    raw_sections: SectionLoaders, gene_list: list[str] | None, params: PreprocessingParams
+) -> pd.DataFrame:
+    """Choose the target genes, looking only at training sections.
+
+    Returns:
+        One row per gene in model order: ``gene``, ``method`` and, for the ``hvg_cut`` rule,
+        ``n_spots_expressed`` and ``n_sections_hvg`` over the training sections.
+    """
+    params = PreprocessingParams.model_validate(params)
+    chosen = choose_sections(raw_sections, params)
+    method = params.gene_selection.method
+    if method == "auto":
+        method = "file" if gene_list is not None else "hvg_cut"
+    if method == "file":
+        if gene_list is None:
+            raise ValueError(
+                "preprocessing.gene_selection.method is 'file' but no gene list file is configured "
+                "(catalog entry 'gene_list'; for her2st set HER2ST_GENE_LIST)"
+            )
+        logger.info("Using the configured gene list: %d genes", len(gene_list))
+        return pd.DataFrame({"gene": list(gene_list), "method": "file"})
+
+    rule = params.gene_selection
+    train = training_sections(list(chosen), params.held_out_sections)
+    logger.info("Selecting genes by the hvg_cut rule on %d training section(s): %s", len(train), train)
+    hvg_votes: dict[str, int] = {}
+    expressed: pd.Series | None = None
+    common: pd.Index | None = None
+    for name in train:
+        adata = chosen[name]()
+        for gene in section_hvgs(adata, rule.n_top_hvg, rule.hvg_flavor):
+            hvg_votes[gene] = hvg_votes.get(gene, 0) + 1
+        spots = pd.Series(np.asarray((adata.X > 0).sum(axis=0)).ravel(), index=adata.var_names)
+        expressed = spots if expressed is None else expressed.add(spots, fill_value=0)
+        common = adata.var_names if common is None else common.intersection(adata.var_names)
+    candidates = [g for g in sorted(hvg_votes) if g in set(common)]
+    table = pd.DataFrame(
+        {
+            "gene": candidates,
+            "method": "hvg_cut",
+            "n_spots_expressed": [int(expressed[g]) for g in candidates],
+            "n_sections_hvg": [hvg_votes[g] for g in candidates],
+        }
+    )
+    table = table[table["n_spots_expressed"] > rule.min_spots_expressed].reset_index(drop=True)
+    if table.empty:
+        raise ValueError(
+            f"the hvg_cut rule kept no gene: no highly variable gene is expressed in more than "
+            f"preprocessing.gene_selection.min_spots_expressed={rule.min_spots_expressed} training spots"
+        )
+    logger.info("hvg_cut kept %d genes (HVG union %d, present in every training section)", len(table), len(hvg_votes))
+    return table
+
+
+def normalise_counts(counts: np.ndarray, library: np.ndarray, params: NormalisationParams) -> np.ndarray:
+    """``log_b(1 + scale * x / library)`` per spot; spots with library 0 give all-zero rows, never NaN."""
+    params = NormalisationParams.model_validate(params)
+    scale, log = (1e4, np.log10) if params.method == "reference" else (1e6, np.log1p)
+    library = np.asarray(library, dtype=np.float64).reshape(-1, 1)
+    safe = np.where(library > 0, library, 1.0)
+    scaled = np.where(library > 0, scale * np.asarray(counts, dtype=np.float64) / safe, 0.0)
+    values = np.log10(1.0 + scaled) if log is np.log10 else np.log1p(scaled)
+    return values.astype(np.float32)
+
+
+def normalise_section(raw: ad.AnnData, genes: list[str], params: NormalisationParams) -> ad.AnnData:
+    """Restrict a raw section to ``genes`` (in order) and compute its targets.
+
+    The result keeps the raw counts of those genes in ``layers['counts']``, the targets in ``X``,
+    the library size and a zero-library flag in ``obs``, and the transform in ``uns``.
+
+    Raises:
+        SectionDataError: a selected gene is missing from the section.
+    """
+    params = NormalisationParams.model_validate(params)
+    section = str(raw.uns.get("section", ""))
+    missing = [g for g in genes if g not in raw.var_names]
+    if missing:
+        raise SectionDataError(
+            None, section, f"{len(missing)} of {len(genes)} selected genes are absent from the count matrix: {missing[:10]}"
+        )
+    counts = raw[:, genes].X
+    counts = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
+    if params.method == "reference":
+        library = counts.sum(axis=1)
+    else:
+        library = np.asarray(raw.X.sum(axis=1)).ravel()
+    zero = library == 0
+    obs = raw.obs.copy()
+    obs["library_size"] = library.astype(np.int64)
+    obs["zero_library"] = zero
+    keep = np.ones(len(obs), dtype=bool)
+    if zero.any():
+        if params.zero_library == "drop":
+            keep = ~zero
+            logger.warning("Section %s: dropping %d spot(s) with library size 0: %s", section, int(zero.sum()), list(obs.index[zero]))
+        else:
+            logger.info("Section %s: %d spot(s) with library size 0 keep all-zero targets: %s", section, int(zero.sum()), list(obs.index[zero]))
+    targets = normalise_counts(counts, library, params)
+    out = ad.AnnData(
+        X=targets[keep],
+        obs=obs.loc[keep],
+        var=pd.DataFrame(index=pd.Index(genes, name="gene")),
+        obsm={"spatial": np.asarray(raw.obsm["spatial"])[keep]},
+        layers={"counts": sparse.csr_matrix(counts[keep].astype(np.int32))},
+    )
+    out.uns = {k: raw.uns[k] for k in ("section", "patient", "source", "image", "synthetic") if k in raw.uns}
+    out.uns["normalisation"] = {
+        "method": params.method,
+        "formula": "log10(1 + 1e4 * x / sum_selected(x))" if params.method == "reference" else "ln(1 + 1e6 * x / sum_all(x))",
+        "zero_library": params.zero_library,
+    }
+    return out
+
+
+def normalise_sections(
+    raw_sections: SectionLoaders, selected_genes: pd.DataFrame, params: PreprocessingParams
+) -> dict[str, Callable[[], ad.AnnData]]:
+    """Per chosen section, a function that reads and normalises it (saved one at a time)."""
+    params = PreprocessingParams.model_validate(params)
+    genes = selected_genes["gene"].astype(str).tolist()
+    chosen = choose_sections(raw_sections, params)
+
+    def _one(load: Callable[[], ad.AnnData]) -> ad.AnnData:
+        return normalise_section(load(), genes, params.normalisation)
+
+    return {name: partial(_one, load) for name, load in chosen.items()}
+
+
+def summarise_sections(preprocessed_sections: SectionLoaders, params: PreprocessingParams) -> pd.DataFrame:
+    """One row per preprocessed section: spots, genes, zero-library spots, labels, image."""
+    params = PreprocessingParams.model_validate(params)
+    rows = []
+    for name in sorted(preprocessed_sections):
+        adata = preprocessed_sections[name]()
+        image = adata.uns.get("image", {})
+        rows.append(
+            {
+                "section": name,
+                "patient": adata.uns.get("patient", ""),
+                "source": adata.uns.get("source", ""),
+                "n_spots": adata.n_obs,
+                "n_genes": adata.n_vars,
+                "n_zero_library": int(adata.obs["zero_library"].sum()),
+                "median_library": float(np.median(adata.obs["library_size"])),
+                "n_labelled": int(adata.obs["label"].notna().sum()),
+                "image_present": bool(image.get("present", False)),
+                "held_out": name in params.held_out_sections,
+                "target_mean": float(np.mean(adata.X)),
+                "target_max": float(np.max(adata.X)),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,32 @@
+"""Preprocessing: raw sections -> selected genes -> normalised per-section AnnData."""
+
+from kedro.pipeline import Node, Pipeline
+
+from thitogene_kedro.pipelines.preprocessing.nodes import normalise_sections, select_genes, summarise_sections
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Build the preprocessing pipeline."""
+    return Pipeline(
+        [
+            Node(
+                func=select_genes,
+                inputs=["raw_sections", "gene_list", "params:preprocessing"],
+                outputs="selected_genes",
+                name="select_genes_node",
+            ),
+            Node(
+                func=normalise_sections,
+                inputs=["raw_sections", "selected_genes", "params:preprocessing"],
+                outputs="preprocessed_sections",
+                name="normalise_sections_node",
+            ),
+            Node(
+                func=summarise_sections,
+                inputs=["preprocessed_sections", "params:preprocessing"],
+                outputs="preprocessing_report",
+                name="summarise_sections_node",
+            ),
+        ],
+        tags=["preprocessing"],
+    )

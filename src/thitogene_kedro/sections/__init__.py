@@ -1,0 +1,59 @@
+"""Readers that turn each supported data source into one AnnData per tissue section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+
+from thitogene_kedro.sections import cscc, her2st, synthetic, visium
+from thitogene_kedro.sections.schema import SectionDataError
+
+SOURCES = ("her2st", "cscc", "visium", "synthetic")
+
+
+@dataclass(frozen=True)
+class SectionSource:
+    """One data source at one location: lists its sections, reads them, finds their images."""
+
+    source: str
+    path: Path
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown data source {self.source!r}; expected one of {SOURCES}")
+        allowed = {"visium": {"fullres_image_glob"}, "synthetic": set(synthetic.SyntheticConfig.model_fields)}
+        unknown = set(self.options) - allowed.get(self.source, set())
+        if unknown:
+            raise ValueError(f"options {sorted(unknown)} do not apply to source {self.source!r}")
+
+    def _module_args(self) -> tuple[Any, tuple, dict]:
+        if self.source == "synthetic":
+            return synthetic, (synthetic.SyntheticConfig(**self.options),), {}
+        return {"her2st": her2st, "cscc": cscc, "visium": visium}[self.source], (), dict(self.options)
+
+    def section_ids(self) -> list[str]:
+        """Every section this source holds, sorted."""
+        module, args, _ = self._module_args()
+        return module.section_ids(self.path, *args)
+
+    def read(self, section: str) -> ad.AnnData:
+        """One section in the project schema."""
+        module, args, kwargs = self._module_args()
+        return module.read_section(self.path, section, *args, **kwargs)
+
+    def image_path(self, section: str) -> Path | None:
+        """The section's full-resolution image, or ``None``."""
+        module, args, kwargs = self._module_args()
+        return module.image_path(self.path, section, *args, **kwargs)
+
+    def loaders(self) -> dict[str, partial]:
+        """Lazy per-section readers, in the style of Kedro's PartitionedDataset."""
+        return {section: partial(self.read, section) for section in self.section_ids()}
+
+
+__all__ = ["SOURCES", "SectionDataError", "SectionSource"]

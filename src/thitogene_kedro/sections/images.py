@@ -1,0 +1,109 @@
+"""H&E images: header checks and uint8 patch extraction without a float copy of the slide."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from thitogene_kedro.sections.schema import SectionDataError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+# Whole-slide H&E scans exceed Pillow's default decompression-bomb limit (~89 Mpx);
+# her2st's are ~92 Mpx. Allow up to 2 Gpx, still refusing absurd headers.
+MAX_IMAGE_PIXELS = 2_000_000_000
+
+
+def read_image_header(path: str | Path, section: str | None = None) -> tuple[int, int]:
+    """Return ``(width, height)`` of an image after checking that it is a complete image file.
+
+    Only the header is decoded. A JPEG must end with its end-of-image marker, which catches
+    truncated downloads before any pixel work.
+
+    Raises:
+        SectionDataError: missing file, not an image, or a truncated JPEG.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SectionDataError(path, section, "image file does not exist")
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as image:
+            image_format = image.format
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise SectionDataError(path, section, f"not a readable image ({error})") from error
+    if image_format == "JPEG":
+        with path.open("rb") as handle:
+            handle.seek(-2, 2)
+            if handle.read(2) != b"\xff\xd9":
+                raise SectionDataError(path, section, "JPEG is truncated (no end-of-image marker)")
+    return width, height
+
+
+class SlideImage:
+    """A full-resolution image decoded once as uint8 and read region by region."""
+
+    def __init__(self, path: str | Path, section: str | None = None):
+        self.path = Path(path)
+        self.section = section
+        self.width, self.height = read_image_header(self.path, section)
+        self._image: Image.Image | None = None
+
+    def _decoded(self) -> Image.Image:
+        if self._image is None:
+            Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+            try:
+                image = Image.open(self.path)
+                image.load()
+            except (OSError, SyntaxError, ValueError) as error:
+                raise SectionDataError(
+                    self.path, self.section, f"image cannot be decoded, corrupt or truncated ({error})"
+                ) from error
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            self._image = image
+        return self._image
+
+    def read_region(self, x0: int, y0: int, width: int, height: int, pad_value: int = 255) -> tuple[np.ndarray, bool]:
+        """Return the ``height x width x 3`` uint8 region at column ``x0``, row ``y0``.
+
+        Parts outside the image are filled with ``pad_value``. The second value tells whether
+        any padding was needed.
+        """
+        image = self._decoded()
+        left, top = max(x0, 0), max(y0, 0)
+        right, bottom = min(x0 + width, self.width), min(y0 + height, self.height)
+        inside = np.asarray(image.crop((left, top, right, bottom)), dtype=np.uint8)
+        if (left, top, right, bottom) == (x0, y0, x0 + width, y0 + height):
+            return inside, False
+        region = np.full((height, width, 3), pad_value, dtype=np.uint8)
+        if right > left and bottom > top:
+            region[top - y0 : bottom - y0, left - x0 : right - x0] = inside
+        return region, True
+
+    def close(self) -> None:
+        """Release the decoded pixels."""
+        if self._image is not None:
+            self._image.close()
+            self._image = None
+
+    def __enter__(self) -> SlideImage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def find_section_image(folder: Path) -> Path | None:
+    """The single image file in ``folder`` (sorted, first match), or ``None``."""
+    if not folder.is_dir():
+        return None
+    candidates = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(candidates) > 1:
+        logger.warning("Several images in %s; using %s", folder, candidates[0].name)
+    return candidates[0] if candidates else None

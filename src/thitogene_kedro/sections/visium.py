@@ -1,0 +1,93 @@
+"""Reader for 10x Visium Space Ranger output, through scanpy's own Visium reader.
+
+``<root>`` holds one folder per section; each is a Space Ranger ``outs/`` folder (or contains
+one) with ``filtered_feature_bc_matrix.h5``, ``spatial/tissue_positions*.csv`` and
+``spatial/scalefactors_json.json``. The full-resolution H&E image that went into Space Ranger is
+not part of ``outs/``: it is found in the section folder by ``fullres_image_glob`` (any image file
+by default). Spots keep their barcodes as ids; ``array_col`` becomes ``array_x`` and
+``array_row`` ``array_y`` (Visium's hexagonal grid: columns step by 2 within a row).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from scipy import sparse
+
+from thitogene_kedro.sections.images import IMAGE_SUFFIXES, read_image_header
+from thitogene_kedro.sections.schema import SectionDataError, build_section, check_spots_inside_image, validate_counts
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "visium"
+MATRIX_FILE = "filtered_feature_bc_matrix.h5"
+
+
+def _outs(root: str | Path, section: str) -> Path:
+    folder = Path(root) / section
+    outs = folder / "outs" if (folder / "outs").is_dir() else folder
+    if not (outs / MATRIX_FILE).is_file():
+        raise SectionDataError(outs / MATRIX_FILE, section, "Space Ranger filtered matrix does not exist")
+    return outs
+
+
+def section_ids(root: str | Path) -> list[str]:
+    """Section folders that hold a Space Ranger output, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SectionDataError(root, None, "Visium folder does not exist")
+    return sorted(
+        p.name for p in root.iterdir() if (p / MATRIX_FILE).is_file() or (p / "outs" / MATRIX_FILE).is_file()
+    )
+
+
+def image_path(root: str | Path, section: str, fullres_image_glob: str = "*") -> Path | None:
+    """The full-resolution image in the section folder, or ``None``."""
+    folder = Path(root) / section
+    matches = sorted(p for p in folder.glob(fullres_image_glob) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(matches) > 1:
+        logger.warning("Several full-resolution images in %s; using %s", folder, matches[0].name)
+    return matches[0] if matches else None
+
+
+def read_section(
+    root: str | Path, section: str, source: str = SOURCE, fullres_image_glob: str = "*", patient: str | None = None
+) -> ad.AnnData:
+    """Read one Space Ranger section into the project schema."""
+    outs = _outs(root, section)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            visium = sc.read_visium(outs, count_file=MATRIX_FILE, load_images=False)
+    except (OSError, KeyError, ValueError) as error:
+        raise SectionDataError(outs, section, f"Space Ranger output cannot be read ({error})") from error
+    if not visium.var_names.is_unique:
+        logger.info("Section %s: %d duplicate gene symbols made unique (scanpy var_names_make_unique)", section, int(visium.var_names.duplicated().sum()))
+        visium.var_names_make_unique()
+    matrix = visium.X.toarray() if sparse.issparse(visium.X) else np.asarray(visium.X)
+    counts = validate_counts(pd.DataFrame(matrix, index=visium.obs_names, columns=visium.var_names), outs / MATRIX_FILE, section)
+    pixels = np.asarray(visium.obsm["spatial"], dtype=np.float64)
+    spots = pd.DataFrame(
+        {
+            "array_x": visium.obs["array_col"].to_numpy(dtype=np.int64),
+            "array_y": visium.obs["array_row"].to_numpy(dtype=np.int64),
+            "pixel_x": pixels[:, 0],
+            "pixel_y": pixels[:, 1],
+        },
+        index=visium.obs_names,
+    )
+    image = None
+    path = image_path(root, section, fullres_image_glob)
+    if path is None:
+        logger.info("Section %s has no full-resolution image in %s; counts only", section, Path(root) / section)
+    else:
+        width, height = read_image_header(path, section)
+        check_spots_inside_image(pixels, spots.index, width, height, path, section)
+        image = {"path": path, "width": width, "height": height}
+    return build_section(counts, spots, section=section, patient=patient or section, source=source, image=image)
