@@ -64,9 +64,14 @@ def read_section(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            visium = sc.read_visium(outs, count_file=MATRIX_FILE, load_images=False)
+            visium = sc.read_visium(outs, count_file=MATRIX_FILE, load_images=True)
     except (OSError, KeyError, ValueError) as error:
         raise SectionDataError(outs, section, f"Space Ranger output cannot be read ({error})") from error
+    unplaced = visium.obs["array_row"].isna() | visium.obs["array_col"].isna()
+    if unplaced.any():
+        raise SectionDataError(
+            outs / "spatial", section, f"{int(unplaced.sum())} matrix barcodes have no row in tissue_positions: {list(visium.obs_names[unplaced][:5])}"
+        )
     if not visium.var_names.is_unique:
         logger.info("Section %s: %d duplicate gene symbols made unique (scanpy var_names_make_unique)", section, int(visium.var_names.duplicated().sum()))
         visium.var_names_make_unique()

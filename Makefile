@@ -1,0 +1,48 @@
+# Quick start: `make run` (set up and run the main job on the SYNTHETIC demo), `make test`.
+VENV ?= .venv
+PYTHON ?= python3.11
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# No telemetry prompt, no network calls from kedro-telemetry.
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+HER2ST_DIR ?= ../shared/data/her2st
+
+.PHONY: install run test lint format viz viz-build her2st lock clean-data
+
+$(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
+	bash tools/install.sh $(VENV) $(PYTHON)
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kedro run
+
+test: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+viz: $(STAMP)
+	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port 4141
+
+viz-build: $(STAMP)
+	$(BIN)/kedro viz build
+
+# The data pipelines on the real HER2+ sections (a clone of almaan/her2st at HER2ST_DIR).
+her2st: $(STAMP)
+	HER2ST_DIR=$(HER2ST_DIR) $(BIN)/kedro run --env her2st --pipelines preprocessing,patching,graph_building
+
+lock: $(STAMP)
+	{ sed -n '1,3p' requirements-lock.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^thitogene' | sed 's/+cpu$$//'; } > requirements-lock.txt.new
+	mv requirements-lock.txt.new requirements-lock.txt
+
+clean-data:
+	find data -mindepth 2 -type f ! -name .gitkeep -delete

@@ -1,0 +1,82 @@
+"""Shared test fixtures: small data written by the tests, and the real her2st copy when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("THITOGENE_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+HER2ST_REAL = Path(os.environ.get("HER2ST_DIR", SHARED_DATA / "her2st"))
+GENE_LIST_785 = SHARED_DATA / "gene-lists" / "her2st_785_genes.txt"
+C3_WINDOW = SHARED_DATA / "fixtures" / "her2st_C3_window"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(tmp_path_factory, monkeypatch):
+    """No test writes into the user's MLflow store."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
+
+
+def write_her2st_section(
+    root: Path,
+    section: str,
+    counts: pd.DataFrame,
+    spots: pd.DataFrame,
+    image: np.ndarray | None = None,
+    labels: pd.DataFrame | None = None,
+    image_name: str = "HE.jpg",
+) -> Path:
+    """Write one section in the almaan/her2st layout under ``root``; returns ``root``."""
+    data = root / "data"
+    for folder in ("ST-cnts", "ST-spotfiles", "ST-pat/lbl"):
+        (data / folder).mkdir(parents=True, exist_ok=True)
+    counts.to_csv(data / "ST-cnts" / f"{section}.tsv.gz", sep="\t")
+    spots.to_csv(data / "ST-spotfiles" / f"{section}_selection.tsv", sep="\t", index=False)
+    if labels is not None:
+        labels.to_csv(data / "ST-pat" / "lbl" / f"{section}_labeled_coordinates.tsv", sep="\t", index=False)
+    if image is not None:
+        folder = data / "ST-imgs" / section[0] / section
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / image_name, quality=95)
+    return root
+
+
+def toy_section_tables(n_side: int = 4, n_genes: int = 5, pitch: int = 40, seed: int = 0):
+    """A small grid section: counts (spots x genes), spot table and a matching RGB image."""
+    rng = np.random.default_rng(seed)
+    xs, ys = np.meshgrid(np.arange(1, n_side + 1), np.arange(1, n_side + 1))
+    xs, ys = xs.ravel(), ys.ravel()
+    ids = [f"{x}x{y}" for x, y in zip(xs, ys, strict=True)]
+    counts = pd.DataFrame(rng.poisson(5, size=(len(ids), n_genes)), index=ids, columns=[f"G{i}" for i in range(n_genes)])
+    spots = pd.DataFrame(
+        {
+            "x": xs,
+            "y": ys,
+            "new_x": xs + 0.01,
+            "new_y": ys - 0.01,
+            "pixel_x": xs * pitch + 0.5,
+            "pixel_y": ys * pitch + 0.25,
+            "selected": 1,
+        }
+    )
+    size = (n_side + 1) * pitch
+    image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    return counts, spots, image
+
+
+@pytest.fixture
+def toy_her2st(tmp_path) -> Path:
+    """A her2st-layout folder with sections A1 (image) and A2 (no image)."""
+    counts, spots, image = toy_section_tables()
+    write_her2st_section(tmp_path, "A1", counts, spots, image=image, image_name="HE.png")
+    counts2, spots2, _ = toy_section_tables(seed=1)
+    write_her2st_section(tmp_path, "A2", counts2, spots2)
+    return tmp_path

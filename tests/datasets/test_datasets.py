@@ -1,0 +1,101 @@
+"""The project's Kedro datasets: round trips, laziness, and refusals."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DatasetError, Version
+from kedro.io.core import generate_timestamp
+from kedro_datasets.partitions import PartitionedDataset
+
+from thitogene_kedro.datasets import (
+    AnnDataDataset,
+    GeneListDataset,
+    NumpyDataset,
+    SectionImagesDataset,
+    SpatialSectionsDataset,
+)
+from thitogene_kedro.sections.images import SlideImage
+
+
+def _adata() -> ad.AnnData:
+    adata = ad.AnnData(X=np.arange(6, dtype=np.float32).reshape(3, 2), obs=pd.DataFrame(index=["a", "b", "c"]))
+    adata.uns["image"] = {"path": "x.jpg", "present": True, "width": 5, "height": 6}
+    return adata
+
+
+def test_anndata_dataset_round_trip_and_versions(tmp_path):
+    dataset = AnnDataDataset(filepath=str(tmp_path / "s.h5ad"))
+    assert not dataset.exists()
+    dataset.save(_adata())
+    loaded = dataset.load()
+    np.testing.assert_array_equal(loaded.X, _adata().X)
+    assert loaded.uns["image"]["width"] == 5
+    versioned = AnnDataDataset(filepath=str(tmp_path / "v.h5ad"), version=Version(None, generate_timestamp()))
+    versioned.save(_adata())
+    assert versioned.exists() and versioned.load().n_obs == 3
+    with pytest.raises(DatasetError, match="expects an AnnData"):
+        dataset.save(np.zeros(3))
+
+
+def test_numpy_dataset_npy_and_npz(tmp_path):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    npy = NumpyDataset(filepath=str(tmp_path / "p.npy"))
+    npy.save(array)
+    loaded = npy.load()
+    assert loaded.dtype == np.uint8
+    np.testing.assert_array_equal(loaded, array)
+    npz = NumpyDataset(filepath=str(tmp_path / "g.npz"))
+    npz.save({"edge_index": np.array([[0, 1], [1, 0]]), "spot_ids": np.array(["1x1", "2x1"])})
+    assert npz.load()["spot_ids"].tolist() == ["1x1", "2x1"]
+    with pytest.raises(DatasetError, match="holds a dict of arrays"):
+        npz.save(array)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DatasetError):
+        NumpyDataset(filepath=str(tmp_path / "obj.npy")).load()
+    with pytest.raises(DatasetError, match=".npy or .npz"):
+        NumpyDataset(filepath=str(tmp_path / "p.txt")).save(array)
+
+
+def test_partitioned_numpy_dataset(tmp_path):
+    partitioned = PartitionedDataset(path=str(tmp_path / "patches"), dataset=NumpyDataset, filename_suffix=".npy")
+    partitioned.save({"A1": np.zeros((2, 4, 4, 3), np.uint8), "B2": np.ones((1, 4, 4, 3), np.uint8)})
+    loaded = partitioned.load()
+    assert sorted(loaded) == ["A1", "B2"] and loaded["B2"]().sum() == 48
+
+
+def test_gene_list_dataset(tmp_path):
+    assert GeneListDataset(filepath=None).load() is None
+    text = tmp_path / "genes.txt"
+    text.write_text("# comment\nERBB2\n\nGRB7\n")
+    assert GeneListDataset(filepath=str(text)).load() == ["ERBB2", "GRB7"]
+    npy = tmp_path / "genes.npy"
+    np.save(npy, np.array(["ERBB2", "GRB7", "KRT19"]))
+    assert GeneListDataset(filepath=str(npy)).load() == ["ERBB2", "GRB7", "KRT19"]
+    text.write_text("ERBB2\nGRB7\nERBB2\n")
+    with pytest.raises(DatasetError, match="duplicate genes"):
+        GeneListDataset(filepath=str(text)).load()
+    with pytest.raises(DatasetError, match="does not exist"):
+        GeneListDataset(filepath=str(tmp_path / "none.txt")).load()
+
+
+def test_spatial_sections_dataset_is_lazy_and_read_only(toy_her2st):
+    dataset = SpatialSectionsDataset(source="her2st", path=str(toy_her2st))
+    loaders = dataset.load()
+    assert sorted(loaders) == ["A1", "A2"]
+    assert callable(loaders["A1"]) and loaders["A1"]().uns["section"] == "A1"
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save({})
+    with pytest.raises(ValueError, match="unknown data source"):
+        SpatialSectionsDataset(source="nanostring", path=str(toy_her2st))
+    with pytest.raises(ValueError, match="do not apply"):
+        SpatialSectionsDataset(source="her2st", path=str(toy_her2st), options={"seed": 1})
+
+
+def test_section_images_dataset_lists_only_sections_with_images(toy_her2st):
+    images = SectionImagesDataset(source="her2st", path=str(toy_her2st)).load()
+    assert sorted(images) == ["A1"]
+    with images["A1"]() as image:
+        assert isinstance(image, SlideImage) and (image.width, image.height) == (200, 200)

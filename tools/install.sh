@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Create (or update) the project's virtual environment from the pinned files.
+#   tools/install.sh [VENV] [PYTHON]
+# torch is installed first so that no other package pulls a default (multi-GB, CUDA) build:
+#   * a machine with an NVIDIA driver (nvidia-smi works) gets the package index's CUDA build;
+#   * otherwise a CPU wheel: a local one if pip's configured find-links hold it, else the one
+#     from TORCH_CPU_INDEX_URL (PyTorch's CPU wheel index by default).
+# Set TORCH_INSTALL=cuda or TORCH_INSTALL=cpu to override the detection.
+set -euo pipefail
+venv=${1:-.venv}
+python=${2:-python3.11}
+torch_pin="torch==2.13.0"
+command -v "$python" >/dev/null 2>&1 || python=python3
+cd "$(dirname "$0")/.."
+
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+
+if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
+  mode=${TORCH_INSTALL:-auto}
+  if [ "$mode" = auto ]; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then mode=cuda; else mode=cpu; fi
+  fi
+  echo "install: torch ($mode build)"
+  if [ "$mode" = cuda ]; then
+    "${pip[@]}" install "$torch_pin"
+  elif ! "${pip[@]}" install --no-deps --no-index "$torch_pin" >/dev/null 2>&1; then
+    "${pip[@]}" install --no-deps --index-url "${TORCH_CPU_INDEX_URL:-https://download.pytorch.org/whl/cpu}" "$torch_pin"
+  fi
+fi
+
+echo "install: project and pinned dependencies (requirements-lock.txt as constraints)"
+log=$(mktemp)
+if ! "${pip[@]}" install -q -c requirements-lock.txt -r requirements-dev.txt -e . >"$log" 2>&1; then
+  grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
+"${pip[@]}" check
