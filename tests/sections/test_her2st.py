@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import C3_WINDOW, toy_section_tables, write_her2st_section
+from tests.conftest import C3_WINDOW, toy_section_tables, write_her2st_section
 from PIL import Image
 from scipy import sparse
 
