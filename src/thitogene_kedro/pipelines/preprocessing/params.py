@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class GeneSelectionParams(BaseModel):
@@ -42,7 +42,11 @@ class NormalisationParams(BaseModel):
 
 
 class PreprocessingParams(BaseModel):
-    """Top-level ``preprocessing`` parameters."""
+    """Top-level ``preprocessing`` parameters.
+
+    ``sections`` and ``held_out_sections`` take a list, or (for ``kedro run --params``, where commas
+    separate parameters) one string of section ids separated by spaces: ``"B4 C2 C3"``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,5 +54,12 @@ class PreprocessingParams(BaseModel):
     held_out_sections: list[str] = Field(
         default_factory=list, description="test sections: never used to select genes"
     )
+
+    @field_validator("sections", "held_out_sections", mode="before")
+    @classmethod
+    def _split_string(cls, value):
+        if isinstance(value, str) and value != "all":
+            return value.split()
+        return value
     gene_selection: GeneSelectionParams = GeneSelectionParams()
     normalisation: NormalisationParams = NormalisationParams()
