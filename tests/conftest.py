@@ -55,7 +55,9 @@ def toy_section_tables(n_side: int = 4, n_genes: int = 5, pitch: int = 40, seed:
     xs, ys = np.meshgrid(np.arange(1, n_side + 1), np.arange(1, n_side + 1))
     xs, ys = xs.ravel(), ys.ravel()
     ids = [f"{x}x{y}" for x, y in zip(xs, ys, strict=True)]
-    counts = pd.DataFrame(rng.poisson(5, size=(len(ids), n_genes)), index=ids, columns=[f"G{i}" for i in range(n_genes)])
+    counts = pd.DataFrame(
+        rng.poisson(5, size=(len(ids), n_genes)), index=ids, columns=[f"G{i}" for i in range(n_genes)]
+    )
     spots = pd.DataFrame(
         {
             "x": xs,

@@ -1,4 +1,3 @@
-"""thitogene kedro
-"""
+"""thitogene kedro"""
 
 __version__ = "0.1"

@@ -11,9 +11,16 @@ from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image
 
 from tests.conftest import GENE_LIST_785, HER2ST_REAL, SHARED_DATA
-from thitogene_kedro.datasets import AnnDataDataset, GeneListDataset, NumpyDataset, SectionImagesDataset, SpatialSectionsDataset
+from thitogene_kedro.datasets import (
+    AnnDataDataset,
+    GeneListDataset,
+    NumpyDataset,
+    SectionImagesDataset,
+    SpatialSectionsDataset,
+)
 from thitogene_kedro.pipelines import graph_building, patching, preprocessing
 from thitogene_kedro.pipelines.graph_building.params import GraphBuildingParams
+from thitogene_kedro.pipelines.patching.nodes import extract_section_patches
 from thitogene_kedro.pipelines.patching.params import PatchingParams
 from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
 
@@ -90,8 +97,6 @@ def test_patches_match_a_direct_crop_of_the_jpeg(outputs):
 
 
 def test_patching_is_bit_identical_across_runs(outputs):
-    from thitogene_kedro.pipelines.patching.nodes import extract_section_patches
-
     catalog, _ = outputs
     sections = catalog["preprocessed_sections"].load()
     images = SectionImagesDataset(source="her2st", path=str(HER2ST_REAL)).load()

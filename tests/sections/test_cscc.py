@@ -19,7 +19,17 @@ def write_gse144240_section(folder, gsm: str, section: str, n_cols: int = 6, n_r
         for x in range(1, n_cols + 1):
             ids.append(f"{x}x{y}")
             # staggered: odd rows shifted by half a pitch, pitch 150 px x 130 px
-            rows.append({"x": x, "y": y, "new_x": x + 0.03, "new_y": y, "pixel_x": 100 + 150 * x + 75 * (y % 2), "pixel_y": 100 + 130 * y, "selected": 1})
+            rows.append(
+                {
+                    "x": x,
+                    "y": y,
+                    "new_x": x + 0.03,
+                    "new_y": y,
+                    "pixel_x": 100 + 150 * x + 75 * (y % 2),
+                    "pixel_y": 100 + 130 * y,
+                    "selected": 1,
+                }
+            )
     counts = pd.DataFrame(rng.poisson(3, size=(len(ids), 4)), index=ids, columns=["KRT14", "KRT5", "COL1A1", "MT-CO1"])
     counts.to_csv(folder / f"{gsm}_{section}_stdata.tsv.gz", sep="\t")
     selected = pd.DataFrame(rows).iloc[: len(rows) - n_cols]  # the last array row lies off tissue

@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import C3_WINDOW, toy_section_tables, write_her2st_section
 from PIL import Image
 from scipy import sparse
 
+from tests.conftest import C3_WINDOW, toy_section_tables, write_her2st_section
 from thitogene_kedro.sections import her2st
 from thitogene_kedro.sections.schema import SectionDataError
 

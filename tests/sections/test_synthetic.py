@@ -19,7 +19,11 @@ SMALL = synthetic.SyntheticConfig(seed=3, n_patients=2, sections_per_patient=2, 
 
 
 def _digest(root) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_generation_is_deterministic_and_marked_synthetic(tmp_path):
@@ -56,7 +60,10 @@ def test_expression_is_learnable_from_the_image(tmp_path):
     predicted = model.predict(x_test)
     variable = y_test.std(axis=0) > 0
     pcc = [np.corrcoef(predicted[:, g], y_test[:, g])[0, 1] for g in np.flatnonzero(variable)]
-    shuffled = [np.corrcoef(np.random.default_rng(0).permutation(predicted[:, g]), y_test[:, g])[0, 1] for g in np.flatnonzero(variable)]
+    shuffled = [
+        np.corrcoef(np.random.default_rng(0).permutation(predicted[:, g]), y_test[:, g])[0, 1]
+        for g in np.flatnonzero(variable)
+    ]
     assert np.mean(pcc) > 0.3
     assert np.mean(pcc) > np.mean(shuffled) + 0.25
 

@@ -14,7 +14,9 @@ from thitogene_kedro.sections import visium
 from thitogene_kedro.sections.schema import SectionDataError
 
 
-def write_space_ranger_outs(folder, counts: np.ndarray, barcodes, genes, positions: pd.DataFrame, fullres: np.ndarray | None):
+def write_space_ranger_outs(
+    folder, counts: np.ndarray, barcodes, genes, positions: pd.DataFrame, fullres: np.ndarray | None
+):
     """Minimal Space Ranger output: filtered h5 (v3 layout), tissue_positions.csv, scalefactors, images."""
     outs = folder / "outs"
     (outs / "spatial").mkdir(parents=True)
@@ -41,7 +43,14 @@ def write_space_ranger_outs(folder, counts: np.ndarray, barcodes, genes, positio
         feats["_all_tag_keys"] = np.array([b"genome"])
     positions.to_csv(outs / "spatial" / "tissue_positions.csv", index=False)
     (outs / "spatial" / "scalefactors_json.json").write_text(
-        json.dumps({"tissue_hires_scalef": 0.5, "tissue_lowres_scalef": 0.1, "spot_diameter_fullres": 20.0, "fiducial_diameter_fullres": 30.0})
+        json.dumps(
+            {
+                "tissue_hires_scalef": 0.5,
+                "tissue_lowres_scalef": 0.1,
+                "spot_diameter_fullres": 20.0,
+                "fiducial_diameter_fullres": 30.0,
+            }
+        )
     )
     for name in ("tissue_hires_image.png", "tissue_lowres_image.png"):
         Image.fromarray(np.zeros((10, 10, 3), dtype=np.uint8)).save(outs / "spatial" / name)

@@ -23,7 +23,9 @@ class SectionImagesDataset(AbstractDataset[None, dict[str, Callable[[], SlideIma
     while their counts stay usable.
     """
 
-    def __init__(self, source: str, path: str, options: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self, source: str, path: str, options: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None
+    ):
         self._source = SectionSource(source=source, path=Path(path), options=dict(options or {}))
         self.metadata = metadata
 

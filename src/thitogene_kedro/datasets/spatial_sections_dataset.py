@@ -28,7 +28,9 @@ class SpatialSectionsDataset(AbstractDataset[None, dict[str, Callable[[], ad.Ann
           options: {}               # source-specific (visium: fullres_image_glob; synthetic: generator settings)
     """
 
-    def __init__(self, source: str, path: str, options: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self, source: str, path: str, options: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None
+    ):
         self._source = SectionSource(source=source, path=Path(path), options=dict(options or {}))
         self.metadata = metadata
 

@@ -57,7 +57,7 @@ def section_ids(root: str | Path) -> list[str]:
 
 def patient_of(section: str) -> str:
     """``P2_ST_rep1`` -> ``P2``."""
-    return section.split("_")[0]
+    return section.split("_", maxsplit=1)[0]
 
 
 def image_path(root: str | Path, section: str) -> Path | None:
@@ -69,7 +69,9 @@ def image_path(root: str | Path, section: str) -> Path | None:
 
 def read_section(root: str | Path, section: str, source: str = SOURCE) -> ad.AnnData:
     """Read one GSE144240 section into the project schema."""
-    counts_path = _single(root, section, re.compile(rf"(^|_){re.escape(section)}_stdata\.tsv(\.gz)?$"), "count (stdata)")
+    counts_path = _single(
+        root, section, re.compile(rf"(^|_){re.escape(section)}_stdata\.tsv(\.gz)?$"), "count (stdata)"
+    )
     spots_path = _single(root, section, re.compile(rf"spot.*{re.escape(section)}.*\.tsv(\.gz)?$"), "spot selection")
     counts = read_count_table(counts_path, section)
     spots = read_spot_table(spots_path, section)
@@ -81,7 +83,13 @@ def read_section(root: str | Path, section: str, source: str = SOURCE) -> ad.Ann
         raise SectionDataError(counts_path, section, f"no count-matrix spot id joins the spot table {spots_path}")
     dropped = len(counts) - len(shared)
     if dropped:
-        logger.info("Section %s: %d of %d count spots are not in the selection file %s (not under tissue) and are dropped", section, dropped, len(counts), spots_path.name)
+        logger.info(
+            "Section %s: %d of %d count spots are not in the selection file %s (not under tissue) and are dropped",
+            section,
+            dropped,
+            len(counts),
+            spots_path.name,
+        )
     counts, spots = counts.loc[shared], spots.loc[shared]
     image = None
     path = image_path(root, section)

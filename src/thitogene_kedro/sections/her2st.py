@@ -120,7 +120,9 @@ def read_labels(path: Path, section: str) -> pd.Series | None:
     _require_columns(table, LABEL_COLUMNS, path, section)
     no_coords = table["x"].isna() | table["y"].isna()
     if no_coords.any():
-        logger.info("Section %s: %d label row(s) of %s have no coordinates and are dropped", section, int(no_coords.sum()), path)
+        logger.info(
+            "Section %s: %d label row(s) of %s have no coordinates and are dropped", section, int(no_coords.sum()), path
+        )
         table = table.loc[~no_coords]
     coords = _numeric(table, ("x", "y"), path, section)
     ids = np.round(coords["x"]).astype(np.int64).astype(str) + "x" + np.round(coords["y"]).astype(np.int64).astype(str)
@@ -155,9 +157,7 @@ def read_section(root: str | Path, section: str, source: str = SOURCE, patient: 
         width, height = read_image_header(path, section)
         check_spots_inside_image(spots[["pixel_x", "pixel_y"]].to_numpy(), spots.index, width, height, path, section)
         image = {"path": path, "width": width, "height": height}
-    return build_section(
-        counts, spots, section=section, patient=patient, source=source, image=image, labels=labels
-    )
+    return build_section(counts, spots, section=section, patient=patient, source=source, image=image, labels=labels)
 
 
 def _read_tsv(path: Path, section: str, index_col: int | None) -> pd.DataFrame:
@@ -180,8 +180,9 @@ def _numeric(table: pd.DataFrame, columns, path: Path, section: str) -> pd.DataF
         bad = values.isna()
         if bad.any():
             raise SectionDataError(
-                path, section, f"column {column!r} has {int(bad.sum())} missing or non-numeric value(s), first at row {int(np.argmax(bad.to_numpy()))}"
+                path,
+                section,
+                f"column {column!r} has {int(bad.sum())} missing or non-numeric value(s), first at row {int(np.argmax(bad.to_numpy()))}",
             )
         out[column] = values.to_numpy()
     return pd.DataFrame(out)
-

@@ -53,14 +53,10 @@ def validate_counts(counts: pd.DataFrame, file: str | Path, section: str) -> pd.
         raise SectionDataError(file, section, f"count matrix is empty (shape {counts.shape})")
     dup_spots = counts.index[counts.index.duplicated()].unique()
     if len(dup_spots):
-        raise SectionDataError(
-            file, section, f"duplicate spot ids in the count matrix: {_preview(dup_spots)}"
-        )
+        raise SectionDataError(file, section, f"duplicate spot ids in the count matrix: {_preview(dup_spots)}")
     dup_genes = counts.columns[counts.columns.duplicated()].unique()
     if len(dup_genes):
-        raise SectionDataError(
-            file, section, f"duplicate gene names in the count matrix: {_preview(dup_genes)}"
-        )
+        raise SectionDataError(file, section, f"duplicate gene names in the count matrix: {_preview(dup_genes)}")
     non_numeric = [c for c in counts.columns if not pd.api.types.is_numeric_dtype(counts[c])]
     if non_numeric:
         column = non_numeric[0]
@@ -69,8 +65,7 @@ def validate_counts(counts: pd.DataFrame, file: str | Path, section: str) -> pd.
         raise SectionDataError(
             file,
             section,
-            f"non-numeric counts in {len(non_numeric)} gene column(s), first {column!r} "
-            f"at spot(s) {_preview(bad)}",
+            f"non-numeric counts in {len(non_numeric)} gene column(s), first {column!r} at spot(s) {_preview(bad)}",
         )
     values = counts.to_numpy(dtype=np.float64)
     if np.isnan(values).any():
@@ -83,8 +78,7 @@ def validate_counts(counts: pd.DataFrame, file: str | Path, section: str) -> pd.
         raise SectionDataError(
             file,
             section,
-            f"negative count {values[row, col]:g} at spot {counts.index[row]!r}, "
-            f"gene {counts.columns[col]!r}",
+            f"negative count {values[row, col]:g} at spot {counts.index[row]!r}, gene {counts.columns[col]!r}",
         )
     if (values != np.round(values)).any():
         row, col = np.argwhere(values != np.round(values))[0]
@@ -141,9 +135,7 @@ def check_spots_inside_image(
     pixel_xy: np.ndarray, spot_ids: pd.Index, width: int, height: int, image_file: str | Path, section: str
 ) -> None:
     """Raise if any spot centre lies outside the image."""
-    outside = (
-        (pixel_xy[:, 0] < 0) | (pixel_xy[:, 1] < 0) | (pixel_xy[:, 0] >= width) | (pixel_xy[:, 1] >= height)
-    )
+    outside = (pixel_xy[:, 0] < 0) | (pixel_xy[:, 1] < 0) | (pixel_xy[:, 0] >= width) | (pixel_xy[:, 1] >= height)
     if outside.any():
         raise SectionDataError(
             image_file,

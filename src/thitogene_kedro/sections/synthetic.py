@@ -119,7 +119,10 @@ def _draw_section(config: SyntheticConfig, index: int) -> tuple[np.ndarray, pd.D
         noise /= noise.std() + 1e-6
         image[where] = np.asarray(colour, dtype=np.float32) + 12.0 * noise[where, None]
         centres = where & (rng.random((size, size)) < density / 1e4)
-        disk = np.hypot(*np.mgrid[-nucleus_radius : nucleus_radius + 1, -nucleus_radius : nucleus_radius + 1]) <= nucleus_radius
+        disk = (
+            np.hypot(*np.mgrid[-nucleus_radius : nucleus_radius + 1, -nucleus_radius : nucleus_radius + 1])
+            <= nucleus_radius
+        )
         nuclei |= ndimage.binary_dilation(centres, structure=disk) & where
     image[nuclei] = 0.85 * NUCLEUS_RGB + 0.15 * image[nuclei]
     image = np.clip(image + rng.normal(0, 3, size=image.shape).astype(np.float32), 0, 255).astype(np.uint8)
@@ -187,7 +190,12 @@ def generate(root: str | Path, config: SyntheticConfig) -> Path:
     programme = _gene_programme(config)
     genes = gene_names(config)
     for index, (section, patient) in enumerate(section_names(config)):
-        logger.info("Drawing SYNTHETIC section %s (%d of %d)", section, index + 1, config.n_patients * config.sections_per_patient)
+        logger.info(
+            "Drawing SYNTHETIC section %s (%d of %d)",
+            section,
+            index + 1,
+            config.n_patients * config.sections_per_patient,
+        )
         image, spots = _draw_section(config, index)
         counts = _draw_counts(config, index, spots, programme)
         spot_ids = spots["x"].astype(str) + "x" + spots["y"].astype(str)
@@ -198,7 +206,14 @@ def generate(root: str | Path, config: SyntheticConfig) -> Path:
         selection = selection.assign(pixel_x=spots["pixel_x"], pixel_y=spots["pixel_y"], selected=1)
         selection.to_csv(data / "ST-spotfiles" / f"{section}_selection.tsv", sep="\t", index=False)
         labels = pd.DataFrame(
-            {"Row.names": spot_ids, "x": spots["x"], "y": spots["y"], "pixel_x": spots["pixel_x"], "pixel_y": spots["pixel_y"], "label": spots["domain"]}
+            {
+                "Row.names": spot_ids,
+                "x": spots["x"],
+                "y": spots["y"],
+                "pixel_x": spots["pixel_x"],
+                "pixel_y": spots["pixel_y"],
+                "label": spots["domain"],
+            }
         )
         labels.to_csv(data / "ST-pat" / "lbl" / f"{section}_labeled_coordinates.tsv", sep="\t", index=False)
         image_dir = data / "ST-imgs" / patient / section

@@ -42,9 +42,7 @@ def section_ids(root: str | Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         raise SectionDataError(root, None, "Visium folder does not exist")
-    return sorted(
-        p.name for p in root.iterdir() if (p / MATRIX_FILE).is_file() or (p / "outs" / MATRIX_FILE).is_file()
-    )
+    return sorted(p.name for p in root.iterdir() if (p / MATRIX_FILE).is_file() or (p / "outs" / MATRIX_FILE).is_file())
 
 
 def image_path(root: str | Path, section: str, fullres_image_glob: str = "*") -> Path | None:
@@ -70,13 +68,21 @@ def read_section(
     unplaced = visium.obs["array_row"].isna() | visium.obs["array_col"].isna()
     if unplaced.any():
         raise SectionDataError(
-            outs / "spatial", section, f"{int(unplaced.sum())} matrix barcodes have no row in tissue_positions: {list(visium.obs_names[unplaced][:5])}"
+            outs / "spatial",
+            section,
+            f"{int(unplaced.sum())} matrix barcodes have no row in tissue_positions: {list(visium.obs_names[unplaced][:5])}",
         )
     if not visium.var_names.is_unique:
-        logger.info("Section %s: %d duplicate gene symbols made unique (scanpy var_names_make_unique)", section, int(visium.var_names.duplicated().sum()))
+        logger.info(
+            "Section %s: %d duplicate gene symbols made unique (scanpy var_names_make_unique)",
+            section,
+            int(visium.var_names.duplicated().sum()),
+        )
         visium.var_names_make_unique()
     matrix = visium.X.toarray() if sparse.issparse(visium.X) else np.asarray(visium.X)
-    counts = validate_counts(pd.DataFrame(matrix, index=visium.obs_names, columns=visium.var_names), outs / MATRIX_FILE, section)
+    counts = validate_counts(
+        pd.DataFrame(matrix, index=visium.obs_names, columns=visium.var_names), outs / MATRIX_FILE, section
+    )
     pixels = np.asarray(visium.obsm["spatial"], dtype=np.float64)
     spots = pd.DataFrame(
         {

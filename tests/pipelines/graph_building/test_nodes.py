@@ -18,7 +18,10 @@ from thitogene_kedro.sections.schema import SectionDataError, build_section
 def grid_section(n: int = 5, offset: int = 0):
     xs, ys = np.meshgrid(np.arange(n) + offset, np.arange(n) + offset)
     ids = [f"{x}x{y}" for x, y in zip(xs.ravel(), ys.ravel(), strict=True)]
-    spots = pd.DataFrame({"array_x": xs.ravel(), "array_y": ys.ravel(), "pixel_x": xs.ravel() * 10.0, "pixel_y": ys.ravel() * 10.0}, index=ids)
+    spots = pd.DataFrame(
+        {"array_x": xs.ravel(), "array_y": ys.ravel(), "pixel_x": xs.ravel() * 10.0, "pixel_y": ys.ravel() * 10.0},
+        index=ids,
+    )
     counts = pd.DataFrame(np.ones((len(ids), 2), dtype=int), index=ids, columns=["G1", "G2"])
     return build_section(counts, spots, section="T1", patient="T", source="test", image=None)
 
@@ -51,7 +54,10 @@ def test_symmetric_and_self_loop_options():
 def test_coordinates_beyond_the_embedding_table_are_refused():
     with pytest.raises(SectionDataError, match="does not fit the position embedding table of size 64"):
         build_section_graph(grid_section(offset=62), GraphBuildingParams())
-    assert build_section_graph(grid_section(offset=62), GraphBuildingParams(position_table_size=128))["positions"].max() == 66
+    assert (
+        build_section_graph(grid_section(offset=62), GraphBuildingParams(position_table_size=128))["positions"].max()
+        == 66
+    )
 
 
 def test_too_few_spots():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import toy_section_tables, write_her2st_section
 
+from tests.conftest import toy_section_tables, write_her2st_section
 from thitogene_kedro.datasets import SectionImagesDataset, SpatialSectionsDataset
 from thitogene_kedro.pipelines.patching.nodes import cut_patches, extract_section_patches, patch_origins
 from thitogene_kedro.pipelines.patching.params import PatchingParams

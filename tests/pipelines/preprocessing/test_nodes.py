@@ -21,8 +21,13 @@ from thitogene_kedro.sections.schema import SectionDataError, build_section
 def make_section(name: str, counts: np.ndarray, genes: list[str]) -> ad.AnnData:
     n = counts.shape[0]
     ids = [f"{i + 1}x1" for i in range(n)]
-    spots = pd.DataFrame({"array_x": np.arange(1, n + 1), "array_y": 1, "pixel_x": 10.0 * np.arange(1, n + 1), "pixel_y": 10.0}, index=ids)
-    return build_section(pd.DataFrame(counts, index=ids, columns=genes), spots, section=name, patient=name[0], source="test", image=None)
+    spots = pd.DataFrame(
+        {"array_x": np.arange(1, n + 1), "array_y": 1, "pixel_x": 10.0 * np.arange(1, n + 1), "pixel_y": 10.0},
+        index=ids,
+    )
+    return build_section(
+        pd.DataFrame(counts, index=ids, columns=genes), spots, section=name, patient=name[0], source="test", image=None
+    )
 
 
 def test_reference_normalisation_matches_formula():

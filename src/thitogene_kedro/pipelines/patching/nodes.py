@@ -71,11 +71,19 @@ def extract_section_patches(
         if padded.any():
             logger.warning(
                 "Section %s: %d of %d patches cross the image border and were padded with %d: %s",
-                name, int(padded.sum()), len(padded), params.pad_value, list(adata.obs_names[padded][:10]),
+                name,
+                int(padded.sum()),
+                len(padded),
+                params.pad_value,
+                list(adata.obs_names[padded][:10]),
             )
         logger.info(
             "Patching %d/%d: section %s, %d patches in %.1f s, peak +%s MiB",
-            index, len(names), name, len(section_patches), meter.seconds,
+            index,
+            len(names),
+            name,
+            len(section_patches),
+            meter.seconds,
             f"{meter.peak_increase_mib:.0f}" if meter.peak_increase_mib is not None else "?",
         )
         rows.append(

@@ -137,7 +137,9 @@ def normalise_section(raw: ad.AnnData, genes: list[str], params: NormalisationPa
     missing = [g for g in genes if g not in raw.var_names]
     if missing:
         raise SectionDataError(
-            None, section, f"{len(missing)} of {len(genes)} selected genes are absent from the count matrix: {missing[:10]}"
+            None,
+            section,
+            f"{len(missing)} of {len(genes)} selected genes are absent from the count matrix: {missing[:10]}",
         )
     counts = raw[:, genes].X
     counts = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
@@ -153,9 +155,19 @@ def normalise_section(raw: ad.AnnData, genes: list[str], params: NormalisationPa
     if zero.any():
         if params.zero_library == "drop":
             keep = ~zero
-            logger.warning("Section %s: dropping %d spot(s) with library size 0: %s", section, int(zero.sum()), list(obs.index[zero]))
+            logger.warning(
+                "Section %s: dropping %d spot(s) with library size 0: %s",
+                section,
+                int(zero.sum()),
+                list(obs.index[zero]),
+            )
         else:
-            logger.info("Section %s: %d spot(s) with library size 0 keep all-zero targets: %s", section, int(zero.sum()), list(obs.index[zero]))
+            logger.info(
+                "Section %s: %d spot(s) with library size 0 keep all-zero targets: %s",
+                section,
+                int(zero.sum()),
+                list(obs.index[zero]),
+            )
     targets = normalise_counts(counts, library, params)
     out = ad.AnnData(
         X=targets[keep],
@@ -167,7 +179,9 @@ def normalise_section(raw: ad.AnnData, genes: list[str], params: NormalisationPa
     out.uns = {k: raw.uns[k] for k in ("section", "patient", "source", "image", "synthetic") if k in raw.uns}
     out.uns["normalisation"] = {
         "method": params.method,
-        "formula": "log10(1 + 1e4 * x / sum_selected(x))" if params.method == "reference" else "ln(1 + 1e6 * x / sum_all(x))",
+        "formula": "log10(1 + 1e4 * x / sum_selected(x))"
+        if params.method == "reference"
+        else "ln(1 + 1e6 * x / sum_all(x))",
         "zero_library": params.zero_library,
     }
     return out

@@ -51,9 +51,7 @@ class PreprocessingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sections: Literal["all"] | list[str] = "all"
-    held_out_sections: list[str] = Field(
-        default_factory=list, description="test sections: never used to select genes"
-    )
+    held_out_sections: list[str] = Field(default_factory=list, description="test sections: never used to select genes")
 
     @field_validator("sections", "held_out_sections", mode="before")
     @classmethod
@@ -61,5 +59,6 @@ class PreprocessingParams(BaseModel):
         if isinstance(value, str) and value != "all":
             return value.split()
         return value
+
     gene_selection: GeneSelectionParams = GeneSelectionParams()
     normalisation: NormalisationParams = NormalisationParams()
