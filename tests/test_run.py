@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -71,3 +75,15 @@ def test_her2st_environment_reads_her2st_dir(project_copy, monkeypatch):
     assert report.loc["C3", "n_spots"] == 180 and report.loc["A2", "status"] == "skipped: no image"
     genes = pd.read_csv(project_copy / "data" / "03_primary" / "selected_genes.csv")
     assert len(genes) == 785
+
+
+def test_kedro_viz_build_shows_pipelines_and_layers(project_copy):
+    """``kedro viz build`` renders the project's pipelines with their catalog layers."""
+    kedro = Path(sys.executable).with_name("kedro")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    subprocess.run(
+        [str(kedro), "viz", "build"], cwd=project_copy, env=env, check=True, capture_output=True, timeout=300
+    )
+    main = json.loads((project_copy / "build" / "api" / "main").read_text())
+    assert main["layers"] == ["raw", "primary", "feature", "reporting"]
+    assert {p["id"] for p in main["pipelines"]} >= {"__default__", "preprocessing", "patching", "graph_building"}
