@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # No telemetry prompt, no network calls from kedro-telemetry.
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
-HER2ST_DIR ?= ../shared/data/her2st
+HER2ST_DIR ?= data/01_raw/her2st
 
 .PHONY: install run test lint format viz viz-build her2st lock clean-data
 
