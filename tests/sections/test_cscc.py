@@ -46,7 +46,7 @@ def test_reads_gse144240_layout_with_inner_join(tmp_path, caplog):
     with caplog.at_level("INFO"):
         adata = cscc.read_section(tmp_path, "P2_ST_rep1")
     assert adata.n_obs == len(selected) < len(counts)
-    assert "not in the selection file" in caplog.text
+    assert "not in the spot table" in caplog.text
     assert (adata.obs["patient"] == "P2").all()
     assert adata.uns["image"]["present"] and adata.uns["source"] == "cscc"
     # staggered pixel positions are kept as given: no her2st pitch is assumed

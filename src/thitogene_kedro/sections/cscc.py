@@ -21,8 +21,8 @@ from pathlib import Path
 import anndata as ad
 
 from thitogene_kedro.sections.her2st import read_count_table, read_spot_table
-from thitogene_kedro.sections.images import IMAGE_SUFFIXES, read_image_header
-from thitogene_kedro.sections.schema import SectionDataError, build_section, check_spots_inside_image
+from thitogene_kedro.sections.images import IMAGE_SUFFIXES, describe_section_image
+from thitogene_kedro.sections.schema import SectionDataError, build_section, join_counts_and_spots
 
 logger = logging.getLogger(__name__)
 
@@ -75,28 +75,6 @@ def read_section(root: str | Path, section: str, source: str = SOURCE) -> ad.Ann
     spots_path = _single(root, section, re.compile(rf"spot.*{re.escape(section)}.*\.tsv(\.gz)?$"), "spot selection")
     counts = read_count_table(counts_path, section)
     spots = read_spot_table(spots_path, section)
-    dup = spots.index[spots.index.duplicated()]
-    if len(dup):
-        raise SectionDataError(spots_path, section, f"duplicate spots in the spot table: {list(dup[:5])}")
-    shared = counts.index.intersection(spots.index, sort=False)
-    if len(shared) == 0:
-        raise SectionDataError(counts_path, section, f"no count-matrix spot id joins the spot table {spots_path}")
-    dropped = len(counts) - len(shared)
-    if dropped:
-        logger.info(
-            "Section %s: %d of %d count spots are not in the selection file %s (not under tissue) and are dropped",
-            section,
-            dropped,
-            len(counts),
-            spots_path.name,
-        )
-    counts, spots = counts.loc[shared], spots.loc[shared]
-    image = None
-    path = image_path(root, section)
-    if path is None:
-        logger.info("Section %s has no H&E image in %s; counts only", section, root)
-    else:
-        width, height = read_image_header(path, section)
-        check_spots_inside_image(spots[["pixel_x", "pixel_y"]].to_numpy(), spots.index, width, height, path, section)
-        image = {"path": path, "width": width, "height": height}
+    counts, spots = join_counts_and_spots(counts, spots, counts_path, spots_path, section, how="inner")
+    image = describe_section_image(image_path(root, section), spots, section, root)
     return build_section(counts, spots, section=section, patient=patient_of(section), source=source, image=image)

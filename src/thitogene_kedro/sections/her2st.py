@@ -20,11 +20,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from thitogene_kedro.sections.images import find_section_image, read_image_header
+from thitogene_kedro.sections.images import describe_section_image, find_section_image
 from thitogene_kedro.sections.schema import (
     SectionDataError,
     build_section,
-    check_spots_inside_image,
     join_counts_and_spots,
     validate_counts,
 )
@@ -147,16 +146,11 @@ def read_section(root: str | Path, section: str, source: str = SOURCE, patient: 
     counts_path = count_file(root, section)
     counts = read_count_table(counts_path, section)
     spots_path = folder / "ST-spotfiles" / f"{section}_selection.tsv"
-    spots = join_counts_and_spots(counts, read_spot_table(spots_path, section), counts_path, spots_path, section)
+    counts, spots = join_counts_and_spots(
+        counts, read_spot_table(spots_path, section), counts_path, spots_path, section
+    )
     labels = read_labels(folder / "ST-pat" / "lbl" / f"{section}_labeled_coordinates.tsv", section)
-    image = None
-    path = image_path(root, section, patient)
-    if path is None:
-        logger.info("Section %s has no full-resolution image in %s; counts only", section, folder / "ST-imgs")
-    else:
-        width, height = read_image_header(path, section)
-        check_spots_inside_image(spots[["pixel_x", "pixel_y"]].to_numpy(), spots.index, width, height, path, section)
-        image = {"path": path, "width": width, "height": height}
+    image = describe_section_image(image_path(root, section, patient), spots, section, folder / "ST-imgs")
     return build_section(counts, spots, section=section, patient=patient, source=source, image=image, labels=labels)
 
 

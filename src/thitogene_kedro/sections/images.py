@@ -6,9 +6,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
-from thitogene_kedro.sections.schema import SectionDataError
+from thitogene_kedro.sections.schema import SectionDataError, check_spots_inside_image
 
 logger = logging.getLogger(__name__)
 
@@ -107,3 +108,14 @@ def find_section_image(folder: Path) -> Path | None:
     if len(candidates) > 1:
         logger.warning("Several images in %s; using %s", folder, candidates[0].name)
     return candidates[0] if candidates else None
+
+
+def describe_section_image(path: Path | None, spots: pd.DataFrame, section: str, searched: str | Path) -> dict | None:
+    """``{'path', 'width', 'height'}`` of a section's image after checking its header and that every
+    spot centre lies inside it; ``None`` (logged) when the section has no image in ``searched``."""
+    if path is None:
+        logger.info("Section %s has no full-resolution image in %s; counts only", section, searched)
+        return None
+    width, height = read_image_header(path, section)
+    check_spots_inside_image(spots[["pixel_x", "pixel_y"]].to_numpy(), spots.index, width, height, path, section)
+    return {"path": path, "width": width, "height": height}

@@ -99,19 +99,34 @@ def join_counts_and_spots(
     counts_file: str | Path,
     spots_file: str | Path,
     section: str,
-) -> pd.DataFrame:
-    """Return the spot table rows for the count matrix's spots, in count-matrix order.
+    how: str = "left",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Align counts and spot table; returns ``(counts, spots)`` in count-matrix order.
 
-    The count matrix defines the spots (the reference's left join). Every count spot must have
-    coordinates; spot-table rows without counts are dropped with a logged reason.
+    ``how='left'`` (her2st, the reference): the count matrix defines the spots and every count spot
+    must have coordinates. ``how='inner'`` (cSCC, the reference): count spots absent from the spot
+    table (not under tissue) are dropped with a logged count. Either way spot-table rows without
+    counts are dropped with a logged reason.
 
     Raises:
-        SectionDataError: duplicate spot ids in the spot table, or count spots missing from it.
+        SectionDataError: duplicate spot ids in the spot table, count spots missing from it
+            (``left``), or no shared spot at all.
     """
     dup = spots.index[spots.index.duplicated()].unique()
     if len(dup):
         raise SectionDataError(spots_file, section, f"duplicate spots in the spot table: {_preview(dup)}")
     missing = counts.index.difference(spots.index)
+    if how == "inner" and len(missing) < len(counts):
+        if len(missing):
+            logger.info(
+                "Section %s: %d of %d count spots are not in the spot table %s (not under tissue) and are dropped",
+                section,
+                len(missing),
+                len(counts),
+                spots_file,
+            )
+        counts = counts.loc[counts.index.isin(spots.index)]
+        missing = missing[:0]
     if len(missing):
         raise SectionDataError(
             counts_file,
@@ -128,7 +143,7 @@ def join_counts_and_spots(
             spots_file,
             _preview(extra),
         )
-    return spots.loc[counts.index]
+    return counts, spots.loc[counts.index]
 
 
 def check_spots_inside_image(

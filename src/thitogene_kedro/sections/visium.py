@@ -20,8 +20,8 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
-from thitogene_kedro.sections.images import IMAGE_SUFFIXES, read_image_header
-from thitogene_kedro.sections.schema import SectionDataError, build_section, check_spots_inside_image, validate_counts
+from thitogene_kedro.sections.images import IMAGE_SUFFIXES, describe_section_image
+from thitogene_kedro.sections.schema import SectionDataError, build_section, validate_counts
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +93,5 @@ def read_section(
         },
         index=visium.obs_names,
     )
-    image = None
-    path = image_path(root, section, fullres_image_glob)
-    if path is None:
-        logger.info("Section %s has no full-resolution image in %s; counts only", section, Path(root) / section)
-    else:
-        width, height = read_image_header(path, section)
-        check_spots_inside_image(pixels, spots.index, width, height, path, section)
-        image = {"path": path, "width": width, "height": height}
+    image = describe_section_image(image_path(root, section, fullres_image_glob), spots, section, Path(root) / section)
     return build_section(counts, spots, section=section, patient=patient or section, source=source, image=image)
