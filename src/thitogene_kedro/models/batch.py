@@ -1,0 +1,136 @@
+"""Model input: one or several sections, padded to a common spot count, with masks.
+
+Every model takes a :class:`SectionBatch`. A batch of one section is the reference setting
+(``reference-spec.md`` §1.4-4); several sections are padded to the largest, and ``mask`` marks the
+real spots. Padded spots never reach a real spot's output (attention and graph masks exclude
+them), so in evaluation mode a section gives the same prediction alone or in a batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class SectionExample:
+    """The arrays of one section, as the data pipelines write them.
+
+    Attributes:
+        section_id: section name, used in error messages.
+        patches: ``(N, H, W, 3)`` uint8 crops centred on the spots.
+        positions: ``(N, 2)`` integer ``(x, y)`` array coordinates (position-embedding indices).
+        edge_index: ``(2, E)`` directed edges ``[spot, neighbour]`` of the spot graph.
+        targets: ``(N, G)`` normalised expression, or None at inference.
+        counts: ``(N, G)`` raw counts of the same genes (needed by count losses such as ZINB).
+    """
+
+    section_id: str
+    patches: np.ndarray
+    positions: np.ndarray
+    edge_index: np.ndarray
+    targets: np.ndarray | None = None
+    counts: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.patches)
+        problems = []
+        if self.patches.ndim != 4 or self.patches.shape[-1] != 3 or self.patches.dtype != np.uint8:
+            problems.append(f"patches must be uint8 (N, H, W, 3), got {self.patches.dtype} {self.patches.shape}")
+        if self.positions.shape != (n, 2):
+            problems.append(f"positions must be ({n}, 2), got {self.positions.shape}")
+        if self.edge_index.ndim != 2 or self.edge_index.shape[0] != 2:
+            problems.append(f"edge_index must be (2, E), got {self.edge_index.shape}")
+        elif self.edge_index.size and (self.edge_index.min() < 0 or self.edge_index.max() >= n):
+            problems.append(f"edge_index refers to spots outside 0..{n - 1}")
+        for name in ("targets", "counts"):
+            value = getattr(self, name)
+            if value is not None and (value.ndim != 2 or len(value) != n):
+                problems.append(f"{name} must be ({n}, G), got {value.shape}")
+        if problems:
+            raise ValueError(f"section {self.section_id}: " + "; ".join(problems))
+
+
+@dataclass
+class SectionBatch:
+    """Padded tensors of B sections with at most N spots each.
+
+    Attributes:
+        patches: ``(B, N, H, W, 3)`` uint8.
+        positions: ``(B, N, 2)`` int64.
+        adjacency: ``(B, N, N)`` bool; ``adjacency[b, i, j]`` is True when j is a neighbour of i.
+        mask: ``(B, N)`` bool, True for real spots. A batch of one section is never padded.
+        targets: ``(B, N, G)`` float32 or None.
+        counts: ``(B, N, G)`` float32 or None.
+        section_ids: the B section names.
+    """
+
+    patches: torch.Tensor
+    positions: torch.Tensor
+    adjacency: torch.Tensor
+    mask: torch.Tensor
+    targets: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
+    section_ids: list[str] = dataclasses.field(default_factory=list)
+
+    def to(self, device: torch.device | str) -> SectionBatch:
+        """The same batch on ``device`` (non-blocking copies)."""
+        moved = {
+            f.name: getattr(self, f.name).to(device, non_blocking=True)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        return dataclasses.replace(self, **moved)
+
+    @property
+    def n_spots(self) -> torch.Tensor:
+        """``(B,)`` real spot count per section."""
+        return self.mask.sum(dim=1)
+
+
+def _pad(arrays: Sequence[np.ndarray], n_max: int, dtype: torch.dtype) -> torch.Tensor:
+    out = torch.zeros((len(arrays), n_max, *arrays[0].shape[1:]), dtype=dtype)
+    for b, array in enumerate(arrays):
+        out[b, : len(array)] = torch.as_tensor(np.ascontiguousarray(array)).to(dtype)
+    return out
+
+
+def collate_sections(examples: Sequence[SectionExample]) -> SectionBatch:
+    """Pad sections into one :class:`SectionBatch` (usable as a DataLoader ``collate_fn``).
+
+    Raises:
+        ValueError: no sections, or sections whose patch sizes or gene counts differ.
+    """
+    if not examples:
+        raise ValueError("cannot build a batch from zero sections")
+    first = examples[0]
+    for example in examples[1:]:
+        if example.patches.shape[1:] != first.patches.shape[1:]:
+            raise ValueError(
+                f"section {example.section_id}: patch shape {example.patches.shape[1:]} differs from "
+                f"{first.patches.shape[1:]} in section {first.section_id}"
+            )
+        for name in ("targets", "counts"):
+            a, b = getattr(first, name), getattr(example, name)
+            if (a is None) != (b is None) or (a is not None and a.shape[1] != b.shape[1]):
+                raise ValueError(f"section {example.section_id}: {name} do not match section {first.section_id}")
+    n_max = max(len(e.patches) for e in examples)
+    adjacency = torch.zeros((len(examples), n_max, n_max), dtype=torch.bool)
+    mask = torch.zeros((len(examples), n_max), dtype=torch.bool)
+    for b, example in enumerate(examples):
+        edges = torch.as_tensor(example.edge_index, dtype=torch.long)
+        adjacency[b, edges[0], edges[1]] = True
+        mask[b, : len(example.patches)] = True
+    return SectionBatch(
+        patches=_pad([e.patches for e in examples], n_max, torch.uint8),
+        positions=_pad([e.positions for e in examples], n_max, torch.long),
+        adjacency=adjacency,
+        mask=mask,
+        targets=None if first.targets is None else _pad([e.targets for e in examples], n_max, torch.float32),
+        counts=None if first.counts is None else _pad([e.counts for e in examples], n_max, torch.float32),
+        section_ids=[e.section_id for e in examples],
+    )

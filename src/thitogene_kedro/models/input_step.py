@@ -1,0 +1,39 @@
+"""The model's input step: uint8 patches → float tensors in the network's range.
+
+``unit`` maps pixels to [0, 1] (x / 255); ``raw`` keeps 0–255 floats, as all three reference
+implementations do (``reference-spec.md`` §1.1). The choice changes results (for HisToGene the raw
+scale makes the patch token ~70× larger than the position code), so it is an explicit option.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+PixelScale = Literal["unit", "raw"]
+
+
+class PixelInput(nn.Module):
+    """``(..., H, W, 3)`` uint8 → ``(..., 3, H, W)`` float (channels first) or kept channel-last."""
+
+    def __init__(self, scale: PixelScale = "unit", channels_first: bool = True) -> None:
+        super().__init__()
+        self.scale = scale
+        self.channels_first = channels_first
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        if patches.dtype != torch.uint8:
+            raise TypeError(f"patches must be uint8 (H, W, 3) crops, got {patches.dtype}")
+        if patches.shape[-1] != 3:
+            raise ValueError(f"patches must be channel-last RGB (..., H, W, 3), got shape {tuple(patches.shape)}")
+        x = patches.float()
+        if self.scale == "unit":
+            x = x / 255.0
+        if self.channels_first:
+            x = x.movedim(-1, -3)
+        return x.contiguous()
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale!r}, channels_first={self.channels_first}"

@@ -1,0 +1,125 @@
+"""One configuration entry builds any model: ``{name, preset, overrides}``.
+
+``preset`` picks a named configuration of the model; ``overrides`` is a nested mapping merged on
+top of it (e.g. ``{"vit": {"depth": 8}}`` or ``{"components": {"gat": false}}``). The gene count
+always comes from the data. Presets:
+
+- ``paper_her2st`` / ``paper_cscc``: the published architectures with the correct behaviour for
+  every reference quirk (pixels in [0, 1], standard GAT with self-loops, per-spot augmentation);
+- ``reference_her2st`` / ``reference_cscc``: the same architectures with the reference code's
+  behaviours (raw 0–255 pixels, receiver-normalised GAT without self-loops, per-section
+  augmentation), for reproducing published numbers or loading published weights;
+- ``small``: a compact configuration of the same structure for CPU work and tests.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from thitogene_kedro.models.base import SpotExpressionModel
+from thitogene_kedro.models.hist2st import Hist2ST, Hist2STConfig
+from thitogene_kedro.models.histogene import HisToGene, HisToGeneConfig
+from thitogene_kedro.models.thitogene import THItoGene, THItoGeneConfig
+
+ModelName = Literal["thitogene", "histogene", "hist2st"]
+
+MODELS: dict[str, tuple[type[SpotExpressionModel], type[BaseModel]]] = {
+    "thitogene": (THItoGene, THItoGeneConfig),
+    "histogene": (HisToGene, HisToGeneConfig),
+    "hist2st": (Hist2ST, Hist2STConfig),
+}
+
+_THITOGENE_REFERENCE = {"input": {"scale": "raw"}, "gat": {"softmax_axis": "receivers", "self_loops": False}}
+_CSCC_DEPTH = {"vit": {"depth": 8}}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "thitogene": {
+        "paper_her2st": {},
+        "paper_cscc": _CSCC_DEPTH,
+        "reference_her2st": _THITOGENE_REFERENCE,
+        "reference_cscc": {**_THITOGENE_REFERENCE, **_CSCC_DEPTH},
+        "small": {
+            "odconv": {"out_channels": 8},
+            "capsnet": {
+                "stem_channels": [8, 16, 16, 32],
+                "primary_capsules": 8,
+                "primary_dim": 4,
+                "capsules": 6,
+                "capsule_dim": 16,
+            },
+            "vit": {"depth": 1, "heads": 2, "head_dim": 16, "mlp_dim": 128},
+            "gat": {"heads": 2, "hidden_dim": 32, "out_dim": 32},
+            "head_hidden_dim": 64,
+        },
+    },
+    "histogene": {
+        "paper_her2st": {},
+        "paper_cscc": {},
+        "reference_her2st": {"input_scale": "raw"},
+        "reference_cscc": {"input_scale": "raw"},
+        "small": {"dim": 64, "depth": 1, "heads": 2, "head_dim": 16, "mlp_dim": 128},
+    },
+    "hist2st": {
+        "paper_her2st": {},
+        "paper_cscc": {"max_neighbour_distance": None},
+        "reference_her2st": {"input_scale": "raw", "distillation": {"draw": "section"}},
+        "reference_cscc": {"input_scale": "raw", "distillation": {"draw": "section"}, "max_neighbour_distance": None},
+        "small": {
+            "channel": 8,
+            "down_channels": 1,
+            "convmixer_depth": 1,
+            "transformer_depth": 1,
+            "gnn_depth": 2,
+            "heads": 2,
+            "head_dim": 16,
+            "mlp_dim": 128,
+            "distillation": {"copies": 2},
+        },
+    },
+}
+
+
+class ModelSpec(BaseModel):
+    """The ``model`` entry of a configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ModelName = "thitogene"
+    preset: str = "paper_her2st"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` merged into a copy of ``base``; nested mappings merge, other values replace."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def model_config(spec: ModelSpec | Mapping[str, Any], n_genes: int) -> BaseModel:
+    """The validated configuration of the model ``spec`` names, for ``n_genes`` genes.
+
+    Raises:
+        ValueError: an unknown preset, or overrides that do not fit the model's configuration.
+    """
+    spec = ModelSpec.model_validate(spec)
+    presets = PRESETS[spec.name]
+    if spec.preset not in presets:
+        raise ValueError(f"model {spec.name!r} has no preset {spec.preset!r}; choose one of {sorted(presets)}")
+    values = deep_merge(presets[spec.preset], spec.overrides)
+    values["n_genes"] = n_genes
+    return MODELS[spec.name][1].model_validate(values)
+
+
+def build_model(spec: ModelSpec | Mapping[str, Any], n_genes: int) -> SpotExpressionModel:
+    """Build the model ``spec`` names (``{name, preset, overrides}``) for ``n_genes`` genes."""
+    config = model_config(spec, n_genes)
+    return MODELS[config.name][0](config)
