@@ -29,9 +29,9 @@ class ModelOutput:
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``(B, N, ...)`` values over the real spots (``mask`` ``(B, N)``) and trailing axes."""
-    weights = mask.to(values.dtype).reshape(*mask.shape, *([1] * (values.dim() - mask.dim())))
-    count = weights.sum() * values[0, 0].numel()
-    return (values * weights).sum() / count.clamp_min(1)
+    keep = mask.reshape(*mask.shape, *([1] * (values.dim() - mask.dim())))
+    count = mask.sum() * values[0, 0].numel()
+    return torch.where(keep, values, 0.0).sum() / count.clamp_min(1)
 
 
 def gather_spots(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

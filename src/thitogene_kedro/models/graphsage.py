@@ -28,7 +28,8 @@ class MeanNeighbourLayer(nn.Module):
         a = adjacency.to(x.dtype)
         degree = a.sum(dim=-1, keepdim=True).clamp_min(1)
         neighbours = (a @ x) / degree
-        return F.normalize(F.relu(neighbours @ self.weight.t()), p=2, dim=-1)
+        out = F.relu(neighbours @ self.weight.t())
+        return F.normalize(out.float(), p=2, dim=-1).to(out.dtype)  # float32: eps 1e-12 underflows in fp16
 
 
 class LSTMJumpingKnowledge(nn.Module):

@@ -43,5 +43,7 @@ class ZINBHeads(nn.Module):
         self.pi = nn.Sequential(nn.Linear(dim, n_genes), nn.Sigmoid())
 
     def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = h.float()
-        return {"zinb_mean": self.mean(h), "zinb_dispersion": self.disp(h), "zinb_dropout": self.pi(h)}
+        """Always in float32: the clamps (up to 1e6) overflow float16 under autocast."""
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            h = h.float()
+            return {"zinb_mean": self.mean(h), "zinb_dispersion": self.disp(h), "zinb_dropout": self.pi(h)}

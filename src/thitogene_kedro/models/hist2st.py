@@ -135,7 +135,7 @@ class Hist2ST(SpotExpressionModel):
         mask = batch.mask
         h = self.encode(batch, self.pixels(batch), self.graph(batch))
         extras = self.zinb(h) if self.config.zinb_weight > 0 else {}
-        return ModelOutput(prediction=self.gene_head(h) * mask[..., None], extras=extras)
+        return ModelOutput(prediction=self.gene_head(h).masked_fill(~mask[..., None], 0.0), extras=extras)
 
     def loss_terms(self, batch: SectionBatch, output: ModelOutput) -> dict[str, torch.Tensor]:
         terms = {"mse": self.mse(batch, output)}

@@ -63,4 +63,4 @@ class HisToGene(SpotExpressionModel):
         x_embedding, y_embedding = self.position(batch.positions)
         tokens = tokens + x_embedding.to(tokens.dtype) + y_embedding.to(tokens.dtype)
         hidden = self.vit(tokens, padding_mask(mask))
-        return ModelOutput(prediction=self.gene_head(hidden) * mask[..., None])
+        return ModelOutput(prediction=self.gene_head(hidden).masked_fill(~mask[..., None], 0.0))

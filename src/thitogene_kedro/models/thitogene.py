@@ -197,5 +197,5 @@ class THItoGene(SpotExpressionModel):
             hidden = self.gat(tokens, batch.adjacency, mask)
         else:
             hidden = self.spot_projection(tokens)
-        prediction = self.gene_head(hidden) * mask[..., None]
+        prediction = self.gene_head(hidden).masked_fill(~mask[..., None], 0.0)
         return ModelOutput(prediction=prediction)

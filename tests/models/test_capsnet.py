@@ -1,0 +1,50 @@
+"""Efficient-CapsNet: squash, self-attention routing, the encoder's shapes and size."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from thitogene_kedro.models.capsnet import CapsuleEncoder, SelfAttentionRouting, squash
+
+
+def test_squash_follows_the_efficient_capsnet_formula():
+    s = torch.randn(7, 5, 8) * 3
+    u = squash(s)
+    norm = s.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(u, (1 - torch.exp(-norm)) * s / norm, rtol=1e-5, atol=1e-6)
+    assert (u.norm(dim=-1) < 1).all()
+    assert torch.equal(squash(torch.zeros(2, 3)), torch.zeros(2, 3))  # ε keeps 0 finite
+
+
+def test_routing_matches_an_explicit_loop():
+    torch.manual_seed(0)
+    routing = SelfAttentionRouting(n_in=4, d_in=3, n_out=5, d_out=6)
+    with torch.no_grad():
+        routing.b.normal_()
+    u = torch.randn(2, 4, 3)
+    out = routing(u)
+    for m in range(2):
+        predictions = torch.stack([torch.stack([u[m, i] @ routing.W[n, i] for i in range(4)]) for n in range(5)])
+        agreement = torch.stack(
+            [
+                torch.stack([sum(predictions[n, i] @ predictions[n, k] for k in range(4)) for i in range(4)])
+                for n in range(5)
+            ]
+        ) / math.sqrt(6)
+        coupling = torch.softmax(agreement, dim=0) + routing.b[..., 0]  # softmax over output capsules
+        s = (coupling[..., None] * predictions).sum(dim=1)
+        torch.testing.assert_close(out[m], squash(s), rtol=1e-4, atol=1e-5)
+
+
+def test_paper_capsule_encoder_shapes_and_count():
+    encoder = CapsuleEncoder(16, 28, [32, 64, 64, 128], [5, 3, 3, 3], [1, 1, 1, 2], 16, 8, 20, 64).eval()
+    assert encoder.map_size == 9
+    assert sum(p.numel() for p in encoder.parameters()) == 317_344
+    assert encoder(torch.rand(3, 16, 28, 28)).shape == (3, 20, 64)
+
+
+def test_routing_scale_is_not_a_tensor():
+    """The reference divides by a CPU tensor (fails on CUDA); here it is a plain float."""
+    assert isinstance(SelfAttentionRouting(16, 8, 20, 64).scale, float)

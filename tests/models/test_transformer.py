@@ -1,0 +1,34 @@
+"""The spot transformer: fused attention equals the written-out formula; padding is masked."""
+
+from __future__ import annotations
+
+import torch
+
+from thitogene_kedro.models.transformer import SpotTransformer
+
+
+def explicit_block_attention(attention, x):
+    b, n, _ = x.shape
+    q, k, v = attention.to_qkv(x).view(b, n, 3, attention.heads, attention.head_dim).permute(2, 0, 3, 1, 4)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / attention.head_dim**0.5, dim=-1)
+    return attention.to_out((weights @ v).transpose(1, 2).reshape(b, n, -1))
+
+
+def test_paper_block_size_and_fused_attention_matches_the_formula():
+    torch.manual_seed(0)
+    vit = SpotTransformer(1408, 1, 16, 64, 2048, 0.2, 0.2).eval()
+    assert sum(p.numel() for p in vit.parameters()) == 11_544_832
+    x = torch.randn(1, 9, 1408)
+    attention = vit.layers[0][0]
+    expected = explicit_block_attention(attention.fn, attention.norm(x))
+    torch.testing.assert_close(attention(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_padded_keys_do_not_change_real_tokens():
+    torch.manual_seed(0)
+    vit = SpotTransformer(32, 2, 4, 8, 64, 0.0, 0.0).eval()
+    x = torch.randn(1, 6, 32)
+    padded = torch.cat([x, torch.randn(1, 3, 32) * 100], dim=1)
+    mask = torch.tensor([[True] * 6 + [False] * 3])
+    torch.testing.assert_close(vit(padded, mask)[:, :6], vit(x), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(vit(padded)[:, :6], vit(x), atol=1e-3)  # unmasked padding would leak
