@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test lint format viz viz-build her2st lock clean-data
+.PHONY: install run test lint format viz viz-build her2st model-summary lock clean-data
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -35,6 +35,10 @@ viz: $(STAMP)
 
 viz-build: $(STAMP)
 	$(BIN)/kedro viz build
+
+# Parameters and forward FLOPs per component of the paper configurations (docs/models/).
+model-summary: $(STAMP)
+	$(BIN)/python -m thitogene_kedro.models.summary --spots 300
 
 # The data pipelines on the real HER2+ sections (a clone of almaan/her2st at HER2ST_DIR).
 her2st: $(STAMP)

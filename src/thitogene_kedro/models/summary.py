@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from thitogene_kedro.models.base import SpotExpressionModel
 from thitogene_kedro.models.batch import SectionBatch, SectionExample, collate_sections
 from thitogene_kedro.models.registry import build_model
+from thitogene_kedro.pipelines.graph_building.nodes import edge_index_from_neighbours, knn_neighbours
 
 
 def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
@@ -36,8 +37,6 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
 
 def demo_section(n_spots: int, n_genes: int, seed: int = 0) -> SectionBatch:
     """A one-section batch: ``n_spots`` random patches on a square grid, each listing its 4 nearest spots."""
-    from thitogene_kedro.pipelines.graph_building.nodes import edge_index_from_neighbours, knn_neighbours
-
     rng = np.random.default_rng(seed)
     side = math.ceil(math.sqrt(n_spots))
     positions = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)[:n_spots]
