@@ -1,9 +1,23 @@
 """Kedro datasets the project needs and kedro-datasets lacks."""
 
 from thitogene_kedro.datasets.anndata_dataset import AnnDataDataset
+from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset, CheckpointStore
 from thitogene_kedro.datasets.gene_list_dataset import GeneListDataset
 from thitogene_kedro.datasets.numpy_dataset import NumpyDataset
+from thitogene_kedro.datasets.registered_model_dataset import RegisteredModelDataset
 from thitogene_kedro.datasets.section_images_dataset import SectionImagesDataset
-from thitogene_kedro.datasets.spatial_sections_dataset import SpatialSectionsDataset
+from thitogene_kedro.datasets.spatial_sections_dataset import SectionCollection, SpatialSectionsDataset
+from thitogene_kedro.datasets.torch_model_dataset import TorchModelDataset
 
-__all__ = ["AnnDataDataset", "GeneListDataset", "NumpyDataset", "SectionImagesDataset", "SpatialSectionsDataset"]
+__all__ = [
+    "AnnDataDataset",
+    "CheckpointDataset",
+    "CheckpointStore",
+    "GeneListDataset",
+    "NumpyDataset",
+    "RegisteredModelDataset",
+    "SectionCollection",
+    "SectionImagesDataset",
+    "SpatialSectionsDataset",
+    "TorchModelDataset",
+]

@@ -12,7 +12,15 @@ from kedro.io import AbstractDataset, DatasetError
 from thitogene_kedro.sections import SectionSource
 
 
-class SpatialSectionsDataset(AbstractDataset[None, dict[str, Callable[[], ad.AnnData]]]):
+class SectionCollection(dict[str, Callable[[], ad.AnnData]]):
+    """``{section: load function}`` that also knows its :class:`SectionSource` (patients, name)."""
+
+    def __init__(self, source: SectionSource, loaders: dict[str, Callable[[], ad.AnnData]]) -> None:
+        super().__init__(loaders)
+        self.source = source
+
+
+class SpatialSectionsDataset(AbstractDataset[None, SectionCollection]):
     """Every section of a data source as ``{section: load function}`` (read-only).
 
     Like Kedro's ``PartitionedDataset``, loading lists the sections and returns one function per
@@ -34,8 +42,13 @@ class SpatialSectionsDataset(AbstractDataset[None, dict[str, Callable[[], ad.Ann
         self._source = SectionSource(source=source, path=Path(path), options=dict(options or {}))
         self.metadata = metadata
 
-    def load(self) -> dict[str, Callable[[], ad.AnnData]]:
-        return self._source.loaders()
+    def load(self) -> SectionCollection:
+        return SectionCollection(self._source, self._source.loaders())
+
+    @property
+    def source(self) -> SectionSource:
+        """The data source this dataset reads (section ids and patients without reading counts)."""
+        return self._source
 
     def save(self, data: None) -> None:
         raise DatasetError("SpatialSectionsDataset is read-only: raw data is never written by the pipelines")

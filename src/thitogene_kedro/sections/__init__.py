@@ -51,6 +51,20 @@ class SectionSource:
         module, args, kwargs = self._module_args()
         return module.image_path(self.path, section, *args, **kwargs)
 
+    def patient_of(self, section: str) -> str:
+        """The patient a section comes from, without reading the section.
+
+        her2st and synthetic: the patient folder (letter); cSCC: the ``P<n>`` prefix; Visium: the
+        section itself (one section per patient unless a study says otherwise).
+        """
+        if self.source == "synthetic":
+            return dict(synthetic.section_names(synthetic.SyntheticConfig(**self.options)))[section]
+        if self.source == "her2st":
+            return her2st.patient_of(section)
+        if self.source == "cscc":
+            return cscc.patient_of(section)
+        return section
+
     def loaders(self) -> dict[str, partial]:
         """Lazy per-section readers, in the style of Kedro's PartitionedDataset."""
         return {section: partial(self.read, section) for section in self.section_ids()}

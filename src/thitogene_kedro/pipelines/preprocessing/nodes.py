@@ -57,43 +57,50 @@ def section_hvgs(adata: ad.AnnData, n_top: int, flavor: str) -> set[str]:
     return set(data.var_names[data.var["highly_variable"].to_numpy()])
 
 
-def select_genes(
-    raw_sections: SectionLoaders, gene_list: list[str] | None, params: PreprocessingParams
-) -> pd.DataFrame:
-    """Choose the target genes, looking only at training sections.
-
-    Returns:
-        One row per gene in model order: ``gene``, ``method`` and, for the ``hvg_cut`` rule,
-        ``n_spots_expressed`` and ``n_sections_hvg`` over the training sections.
-    """
-    params = PreprocessingParams.model_validate(params)
-    chosen = choose_sections(raw_sections, params)
+def gene_selection_method(gene_list: list[str] | None, params: PreprocessingParams) -> str:
+    """``file`` or ``hvg_cut``: what ``auto`` means for this configuration."""
     method = params.gene_selection.method
     if method == "auto":
         method = "file" if gene_list is not None else "hvg_cut"
-    if method == "file":
-        if gene_list is None:
-            raise ValueError(
-                "preprocessing.gene_selection.method is 'file' but no gene list file is configured "
-                "(catalog entry 'gene_list'; for her2st set HER2ST_GENE_LIST)"
-            )
-        logger.info("Using the configured gene list: %d genes", len(gene_list))
-        return pd.DataFrame({"gene": list(gene_list), "method": "file"})
+    if method == "file" and gene_list is None:
+        raise ValueError(
+            "preprocessing.gene_selection.method is 'file' but no gene list file is configured "
+            "(catalog entry 'gene_list'; for her2st set HER2ST_GENE_LIST)"
+        )
+    return method
 
+
+def section_gene_statistics(adata: ad.AnnData, params: PreprocessingParams) -> dict[str, object]:
+    """What the hvg_cut rule needs from one section: its HVGs, spots expressing each gene, its genes."""
+    params = PreprocessingParams.model_validate(params)
     rule = params.gene_selection
-    train = training_sections(list(chosen), params.held_out_sections)
-    logger.info("Selecting genes by the hvg_cut rule on %d training section(s): %s", len(train), train)
+    return {
+        "hvgs": sorted(section_hvgs(adata, rule.n_top_hvg, rule.hvg_flavor)),
+        "expressed": pd.Series(np.asarray((adata.X > 0).sum(axis=0)).ravel(), index=adata.var_names),
+        "genes": list(adata.var_names),
+    }
+
+
+def genes_from_statistics(
+    statistics: Mapping[str, Mapping[str, object]], train: list[str], params: PreprocessingParams
+) -> pd.DataFrame:
+    """The hvg_cut rule over the ``train`` sections' statistics only.
+
+    Genes that are highly variable in at least one training section, present in every training
+    section, and expressed in more than ``min_spots_expressed`` training spots.
+    """
+    params = PreprocessingParams.model_validate(params)
+    rule = params.gene_selection
     hvg_votes: dict[str, int] = {}
     expressed: pd.Series | None = None
-    common: pd.Index | None = None
+    common: set[str] | None = None
     for name in train:
-        adata = chosen[name]()
-        for gene in section_hvgs(adata, rule.n_top_hvg, rule.hvg_flavor):
+        stats = statistics[name]
+        for gene in stats["hvgs"]:
             hvg_votes[gene] = hvg_votes.get(gene, 0) + 1
-        spots = pd.Series(np.asarray((adata.X > 0).sum(axis=0)).ravel(), index=adata.var_names)
-        expressed = spots if expressed is None else expressed.add(spots, fill_value=0)
-        common = adata.var_names if common is None else common.intersection(adata.var_names)
-    candidates = [g for g in sorted(hvg_votes) if g in set(common)]
+        expressed = stats["expressed"] if expressed is None else expressed.add(stats["expressed"], fill_value=0)
+        common = set(stats["genes"]) if common is None else common & set(stats["genes"])
+    candidates = [g for g in sorted(hvg_votes) if g in common]
     table = pd.DataFrame(
         {
             "gene": candidates,
@@ -110,6 +117,26 @@ def select_genes(
         )
     logger.info("hvg_cut kept %d genes (HVG union %d, present in every training section)", len(table), len(hvg_votes))
     return table
+
+
+def select_genes(
+    raw_sections: SectionLoaders, gene_list: list[str] | None, params: PreprocessingParams
+) -> pd.DataFrame:
+    """Choose the target genes, looking only at training sections.
+
+    Returns:
+        One row per gene in model order: ``gene``, ``method`` and, for the ``hvg_cut`` rule,
+        ``n_spots_expressed`` and ``n_sections_hvg`` over the training sections.
+    """
+    params = PreprocessingParams.model_validate(params)
+    chosen = choose_sections(raw_sections, params)
+    if gene_selection_method(gene_list, params) == "file":
+        logger.info("Using the configured gene list: %d genes", len(gene_list))
+        return pd.DataFrame({"gene": list(gene_list), "method": "file"})
+    train = training_sections(list(chosen), params.held_out_sections)
+    logger.info("Selecting genes by the hvg_cut rule on %d training section(s): %s", len(train), train)
+    statistics = {name: section_gene_statistics(chosen[name](), params) for name in train}
+    return genes_from_statistics(statistics, train, params)
 
 
 def normalise_counts(counts: np.ndarray, library: np.ndarray, params: NormalisationParams) -> np.ndarray:

@@ -1,0 +1,75 @@
+"""A trained model as an MLflow pyfunc: predict a section's expression from patches and positions.
+
+``mlflow.pyfunc.load_model("models:/<name>@<alias>").predict({"patches": P, "positions": XY})``
+with ``P`` uint8 ``(N, H, W, 3)`` crops centred on the spots and ``XY`` the ``(N, 2)`` integer array
+coordinates returns a DataFrame of N spots × genes. The spot graph is rebuilt from the positions
+with the training settings (k nearest spots); an ``edge_index`` ``(2, E)`` entry overrides it.
+The logged model carries its configuration, gene list, weights and this package's code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import torch
+
+from thitogene_kedro.models.batch import SectionExample, collate_sections
+from thitogene_kedro.models.registry import build_model
+from thitogene_kedro.models.runtime import resolve_device
+
+
+def knn_edges(positions: np.ndarray, k: int, self_loops: bool = False, symmetric: bool = False) -> np.ndarray:
+    """``(2, E)`` ``[spot, neighbour]`` edges of the k-nearest-spot graph (ties by spot order)."""
+    from thitogene_kedro.pipelines.graph_building.nodes import (  # noqa: PLC0415 - avoids an import cycle
+        edge_index_from_neighbours,
+        knn_neighbours,
+    )
+
+    return edge_index_from_neighbours(knn_neighbours(positions, k), symmetric=symmetric, self_loops=self_loops)
+
+
+class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
+    """Weights, configuration and genes of one trained model, with a section-level ``predict``."""
+
+    def __init__(self, artifact: dict[str, Any], registered_name: str, graph: dict[str, Any]) -> None:
+        self.artifact = artifact
+        self.registered_name = registered_name
+        self.graph = graph
+        self._model = None
+
+    @property
+    def genes(self) -> list[str]:
+        return list(self.artifact["genes"])
+
+    def _built(self) -> torch.nn.Module:
+        if self._model is None:
+            model = build_model(self.artifact["model"], len(self.artifact["genes"]))
+            model.load_state_dict(self.artifact["state_dict"])
+            self._model = model.to(resolve_device("auto")).eval()
+        return self._model
+
+    def load_context(self, context) -> None:  # noqa: ARG002 - MLflow's signature
+        self._built()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - MLflow's signature
+        """``{"patches": (N,H,W,3) uint8, "positions": (N,2) int[, "edge_index": (2,E)]}`` → N × genes."""
+        if not isinstance(model_input, dict) or not {"patches", "positions"} <= set(model_input):
+            raise ValueError("model input must be a dict with 'patches' (N, H, W, 3) uint8 and 'positions' (N, 2)")
+        patches = np.asarray(model_input["patches"], dtype=np.uint8)
+        positions = np.asarray(model_input["positions"], dtype=np.int64)
+        edges = model_input.get("edge_index")
+        if edges is None:
+            edges = knn_edges(positions, self.graph["k"], self.graph["self_loops"], self.graph["symmetric"])
+        example = SectionExample("input", patches, positions, np.asarray(edges, dtype=np.int64))
+        model = self._built()
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            prediction = model(collate_sections([example]).to(device)).prediction[0].float().cpu().numpy()
+        index = model_input.get("spot_ids")
+        return pd.DataFrame(prediction, columns=self.genes, index=None if index is None else list(index))

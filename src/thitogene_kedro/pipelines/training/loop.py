@@ -1,0 +1,241 @@
+"""The training loop: seeded, checkpointed, resumable, with early stopping and progress lines.
+
+Resuming: every ``checkpoint_every`` epochs the model, optimiser, RNG states, history and
+early-stopping state are written atomically. A restart with the same configuration (same
+``fingerprint``) continues after the newest checkpoint; section order per epoch is drawn from
+``(seed, epoch)``, so a resumed run on CPU repeats the uninterrupted one exactly. A finished
+fold leaves a checkpoint marked ``complete`` and is not trained again.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
+from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections
+from thitogene_kedro.models.runtime import Precision
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopSettings:
+    """What the loop needs besides the model and data (built from ``TrainingParams``)."""
+
+    epochs: int
+    lr: float
+    weight_decay: float = 0.0
+    optimiser: str = "adam"
+    sections_per_step: int = 1
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: Precision = "fp32"
+    checkpoint_every: int = 10
+    progress_every: int = 0
+    patience: int | None = None
+    min_delta: float = 0.0
+    label: str = "fold"
+
+
+@dataclass
+class LoopResult:
+    """The kept weights, the per-epoch history and what happened."""
+
+    state_dict: dict[str, torch.Tensor]
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    resumed_from: int | None
+    peak_gpu_memory_mib: float | None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - third-party code may use the legacy global state
+    torch.manual_seed(seed)
+
+
+def make_optimiser(model: torch.nn.Module, settings: LoopSettings) -> torch.optim.Optimizer:
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimiser]
+    return cls(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def _batches(n: int, size: int, seed: int, epoch: int) -> list[list[int]]:
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return [order[i : i + size].tolist() for i in range(0, n, size)]
+
+
+def _cpu_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def evaluate_loss(model: SpotExpressionModel, examples: Sequence[SectionExample], settings: LoopSettings) -> float:
+    """Mean MSE over sections, in eval mode, one section at a time."""
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for example in examples:
+            batch = collate_sections([example]).to(settings.device)
+            with autocast(settings.device, settings.precision):
+                output = model(batch)
+            losses.append(model.mse(batch, output).item())
+    return float(np.mean(losses))
+
+
+def fit(  # noqa: C901 - one loop, kept in one place for readability
+    model: SpotExpressionModel,
+    train: Sequence[SectionExample],
+    validation: Sequence[SectionExample],
+    settings: LoopSettings,
+    checkpoints: CheckpointStore | None = None,
+    fingerprint: str = "",
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> LoopResult:
+    """Train ``model`` on ``train`` sections; see the module docstring for resuming.
+
+    The model must be freshly built after :func:`seed_everything` ``(settings.seed)``.
+    """
+    device = settings.device
+    model.to(device)
+    optimiser = make_optimiser(model, settings)
+    history: list[dict[str, float]] = []
+    best = {"loss": math.inf, "epoch": 0, "state": None}
+    start_epoch, resumed_from = 1, None
+    stale = 0
+
+    saved = checkpoints.latest() if checkpoints is not None else None
+    if saved is not None and saved.get("fingerprint") != fingerprint:
+        logger.info(
+            "%s: checkpoints in %s are from another configuration; starting afresh", settings.label, checkpoints
+        )
+        checkpoints.clear()
+        saved = None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        if saved.get("complete"):
+            logger.info("%s: already trained (%d epochs); reusing the stored result", settings.label, saved["epoch"])
+            model.load_state_dict(saved["kept"])
+            return LoopResult(
+                state_dict=saved["kept"],
+                history=saved["history"],
+                best_epoch=saved["best_epoch"],
+                stopped_early=saved["stopped_early"],
+                resumed_from=saved["epoch"],
+                peak_gpu_memory_mib=saved.get("peak_gpu_memory_mib"),
+            )
+        optimiser.load_state_dict(saved["optimiser"])
+        _restore_rng_state(saved["rng"])
+        history = saved["history"]
+        best = {"loss": saved["best_loss"], "epoch": saved["best_epoch"], "state": saved.get("best_state")}
+        stale = saved["stale"]
+        start_epoch = resumed_from = saved["epoch"] + 1
+        logger.info("%s: resuming after epoch %d from %s", settings.label, saved["epoch"], checkpoints)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    progress_every = settings.progress_every or max(1, settings.epochs // 10)
+    stopped_early = False
+    n_spots = sum(len(e.patches) for e in train)
+    for epoch in range(start_epoch, settings.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        losses = []
+        for batch_index in _batches(len(train), settings.sections_per_step, settings.seed, epoch):
+            batch = collate_sections([train[i] for i in batch_index]).to(device)
+            with autocast(device, settings.precision):
+                output = model(batch)
+                terms = model.loss_terms(batch, output)
+            optimiser.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimiser.step()
+            losses.append(terms["loss"].item())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        record = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "seconds": seconds,
+            "spots_per_second": n_spots / seconds,
+        }
+        if validation:
+            record["validation_loss"] = evaluate_loss(model, validation, settings)
+            if record["validation_loss"] < best["loss"] - settings.min_delta:
+                best = {"loss": record["validation_loss"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+                stale = 0
+            else:
+                stale += 1
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if epoch % progress_every == 0 or epoch == settings.epochs:
+            extra = f", validation {record['validation_loss']:.4f}" if validation else ""
+            logger.info(
+                "%s: epoch %d/%d, train loss %.4f%s, %.1f s/epoch",
+                settings.label, epoch, settings.epochs, record["train_loss"], extra, seconds,
+            )  # fmt: skip
+        if validation and settings.patience is not None and stale >= settings.patience:
+            logger.info("%s: early stop at epoch %d (best validation epoch %d)", settings.label, epoch, best["epoch"])
+            stopped_early = True
+            break
+        if checkpoints is not None and epoch % settings.checkpoint_every == 0 and epoch < settings.epochs:
+            checkpoints.save(
+                epoch,
+                {
+                    "fingerprint": fingerprint, "epoch": epoch, "complete": False,
+                    "model": model.state_dict(), "optimiser": optimiser.state_dict(), "rng": _cpu_rng_state(),
+                    "history": history, "best_loss": best["loss"], "best_epoch": best["epoch"],
+                    "best_state": best["state"], "stale": stale,
+                },
+            )  # fmt: skip
+
+    use_best = bool(validation) and settings.patience is not None and best["state"] is not None
+    kept = best["state"] if use_best else model.state_dict()
+    best_epoch = best["epoch"] if use_best else history[-1]["epoch"]
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    kept = {k: v.detach().cpu() for k, v in kept.items()}
+    if checkpoints is not None:
+        checkpoints.save(
+            history[-1]["epoch"],
+            {
+                "fingerprint": fingerprint, "epoch": history[-1]["epoch"], "complete": True,
+                "model": kept, "kept": kept, "history": history, "best_epoch": best_epoch,
+                "stopped_early": stopped_early, "peak_gpu_memory_mib": peak,
+            },
+        )  # fmt: skip
+    model.load_state_dict(kept)
+    return LoopResult(kept, history, best_epoch, stopped_early, resumed_from, peak)
+
+
+def predict(
+    model: SpotExpressionModel, examples: Sequence[SectionExample], device: torch.device, precision: Precision
+) -> list[np.ndarray]:
+    """Eval-mode predictions ``(N, G)`` per section, one section at a time."""
+    model.to(device).eval()
+    out = []
+    with torch.no_grad():
+        for example in examples:
+            batch = collate_sections([example]).to(device)
+            with autocast(device, precision):
+                out.append(model(batch).prediction[0].float().cpu().numpy())
+    return out

@@ -1,0 +1,82 @@
+"""Validated parameters of the training pipeline (``conf/base/parameters_training.yml``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from thitogene_kedro.models.registry import ModelSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CrossValidationParams(_Strict):
+    """How sections are split into folds; each fold is one Kedro namespace ``fold_<id>``.
+
+    - ``leave_one_section_out``: one fold per section (the papers' protocol; serial sections of the
+      test patient stay in training).
+    - ``leave_one_patient_out``: one fold per patient; no section of the test patient trains.
+    - ``held_out``: one fold whose test sections are ``held_out_sections``.
+
+    ``folds`` restricts the run to some fold ids (sections or patients), ``all`` keeps every one.
+    ``validation_sections`` training sections per fold (chosen with ``training.seed``, never from
+    the test patient's sections under leave_one_patient_out) serve early stopping only.
+    ``final_model`` trains one more model on every section; it is the model registered.
+    """
+
+    scheme: Literal["leave_one_section_out", "leave_one_patient_out", "held_out"] = "leave_one_section_out"
+    held_out_sections: list[str] = Field(default_factory=list)
+    folds: Literal["all"] | list[str] = "all"
+    validation_sections: int = Field(0, ge=0)
+    final_model: bool = True
+
+    @field_validator("held_out_sections", "folds", mode="before")
+    @classmethod
+    def _split_string(cls, value):
+        if isinstance(value, str) and value != "all":
+            return value.split()
+        return value
+
+
+class OptimiserParams(_Strict):
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class EarlyStoppingParams(_Strict):
+    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``patience: null`` (default) trains every epoch and keeps the last, as the reference does.
+    Early stopping needs ``cv.validation_sections > 0``; the best validation epoch is kept.
+    """
+
+    patience: int | None = Field(None, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class RegistryParams(_Strict):
+    """The registered model: ``name`` (default ``<data source>_<model name>``) and the alias set on it."""
+
+    name: str | None = None
+    alias: str = "champion"
+
+
+class TrainingParams(_Strict):
+    """Top-level ``training`` parameters; see ``docs/training.md``."""
+
+    model: ModelSpec = ModelSpec()
+    optimiser: OptimiserParams = OptimiserParams()
+    epochs: int = Field(300, ge=1)
+    sections_per_step: int = Field(1, ge=1)
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    checkpoint_every: int = Field(10, ge=1)
+    progress_every: int = Field(0, ge=0, description="epochs between progress lines; 0: about ten per fold")
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    cv: CrossValidationParams = CrossValidationParams()
+    registry: RegistryParams = RegistryParams()

@@ -1,0 +1,107 @@
+"""The training pipeline: one Kedro namespace per fold (``fold_<id>``) and one for the final model.
+
+Per fold: ``define_fold`` → ``select_fold_genes`` (from training sections only) → ``train_fold``
+(checkpointed, resumable) → ``predict_fold`` on the held-out sections. Then
+``summarise_cross_validation`` over all folds, and ``package_model`` registers the ``final`` model,
+last, so a failed fold never leads to a registered version.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from kedro.pipeline import Node, Pipeline
+
+from thitogene_kedro.pipelines.training import nodes
+from thitogene_kedro.pipelines.training.folds import FINAL, Fold
+from thitogene_kedro.pipelines.training.planning import current_fold_plan
+
+logger = logging.getLogger(__name__)
+
+
+def _bound(func, **kwargs):
+    return functools.update_wrapper(functools.partial(func, **kwargs), func)
+
+
+def fold_pipeline(fold: Fold) -> Pipeline:
+    """The nodes of one fold, in namespace ``fold.name``."""
+    ns = fold.name
+    common = ["raw_sections", "section_patches", "spot_graphs"]
+    steps = [
+        Node(
+            _bound(nodes.define_fold, fold_name=ns),
+            ["raw_sections", "raw_images", "params:preprocessing", "params:training"],
+            f"{ns}.fold",
+            name="define_fold",
+        ),
+        Node(
+            nodes.select_fold_genes,
+            ["gene_statistics", "gene_list", f"{ns}.fold", "params:preprocessing"],
+            f"{ns}.genes",
+            name="select_fold_genes",
+        ),
+        Node(
+            nodes.train_fold,
+            [f"{ns}.fold", f"{ns}.genes", *common, f"{ns}.checkpoints", "params:preprocessing", "params:training"],
+            [f"{ns}.model", f"{ns}.history", f"{ns}.training_metrics", f"{ns}.training_summary"],
+            name="train_fold",
+        ),
+    ]
+    if fold.test:
+        steps.append(
+            Node(
+                nodes.predict_fold,
+                [f"{ns}.model", f"{ns}.fold", *common, "params:preprocessing", "params:training"],
+                [f"{ns}.test_predictions", f"{ns}.test_scores", f"{ns}.test_metrics"],
+                name="predict_fold",
+            )
+        )
+    return Pipeline(steps, namespace=ns, prefix_datasets_with_namespace=False)
+
+
+def _planning_error(message: str):
+    def training_configuration_error() -> None:
+        raise ValueError(f"the training folds could not be planned: {message}")
+
+    return training_configuration_error
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    try:
+        folds = current_fold_plan()
+    except Exception as error:  # noqa: BLE001 - reported when the training pipeline runs
+        logger.debug("Training folds not planned: %s", error)
+        return Pipeline([Node(_planning_error(str(error)), None, "training_plan", name="training_configuration_error")])
+    statistics = Node(
+        nodes.gene_statistics,
+        ["raw_sections", "raw_images", "gene_list", "params:preprocessing"],
+        "gene_statistics",
+        name="gene_statistics",
+    )
+    pipeline = Pipeline([statistics])
+    for fold in folds:
+        pipeline += fold_pipeline(fold)
+    tested = [f for f in folds if f.test]
+    pipeline += Pipeline(
+        [
+            Node(
+                nodes.summarise_cross_validation,
+                [f"{f.name}.test_scores" for f in tested],
+                ["cv_summary", "cv_metrics"],
+                name="summarise_cross_validation",
+            )
+        ]
+    )
+    if any(f.name == FINAL for f in folds):
+        pipeline += Pipeline(
+            [
+                Node(
+                    nodes.package_model,
+                    [f"{FINAL}.model", "cv_summary", "raw_sections", "params:graph_building", "params:training"],
+                    "registered_model",
+                    name="register_final_model",
+                )
+            ]
+        )
+    return pipeline

@@ -1,0 +1,49 @@
+"""The fold plan when pipelines are registered, so that each fold can be a Kedro namespace.
+
+The folds depend on the configuration (scheme, sections) and on the data (which sections have
+images), so the training pipeline is built from the active configuration: the project hook
+:class:`thitogene_kedro.hooks.ProjectHooks` hands over the session's config loader (with its
+environment and ``--params``); without a session (e.g. ``kedro viz`` without ``--include-hooks``)
+the configuration of ``KEDRO_ENV`` (default: base + local) is read from ``conf/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from kedro.config import AbstractConfigLoader
+from kedro.framework.project import settings
+from kedro.io import AbstractDataset
+
+from thitogene_kedro.pipelines.training.folds import Fold
+
+_active: dict[str, AbstractConfigLoader] = {}
+
+
+def remember_config_loader(config_loader: AbstractConfigLoader) -> None:
+    """Called by the project hook when a Kedro context is created."""
+    _active["config_loader"] = config_loader
+
+
+def _config_loader() -> AbstractConfigLoader:
+    if "config_loader" in _active:
+        return _active["config_loader"]
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=str(Path.cwd() / settings.CONF_SOURCE),
+        env=os.environ.get("KEDRO_ENV"),
+        **settings.CONFIG_LOADER_ARGS,
+    )
+
+
+def current_fold_plan() -> list[Fold]:
+    """The folds of the active configuration (reads the section list and which sections have images)."""
+    from thitogene_kedro.pipelines.training.nodes import fold_plan  # noqa: PLC0415 - nodes import torch
+
+    loader = _config_loader()
+    parameters: dict[str, Any] = loader["parameters"]
+    catalog = loader["catalog"]
+    raw_sections = AbstractDataset.from_config("raw_sections", catalog["raw_sections"]).load()
+    raw_images = AbstractDataset.from_config("raw_images", catalog["raw_images"]).load()
+    return fold_plan(raw_sections, raw_images, parameters.get("preprocessing", {}), parameters.get("training", {}))

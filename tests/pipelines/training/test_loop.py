@@ -1,0 +1,89 @@
+"""The training loop: a run killed with SIGKILL resumes and ends exactly where an uninterrupted one does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import PROJECT_ROOT
+from tests.models.conftest import grid_section
+from tests.pipelines.training import resume_job
+from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
+from thitogene_kedro.models import build_model
+from thitogene_kedro.pipelines.training.loop import LoopSettings, fit, seed_everything
+
+EPOCHS = 8
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    uninterrupted = resume_job.run(None, EPOCHS)
+    store = tmp_path / "checkpoints"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "tests.pipelines.training.resume_job", str(store), str(EPOCHS), "0.3"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while not CheckpointStore(store).epochs() or max(CheckpointStore(store).epochs()) < 3:
+        if job.poll() is not None:
+            pytest.fail(f"the training job ended before it could be killed: {job.stderr.read().decode()[-2000:]}")
+        if time.time() > deadline:
+            job.kill()
+            pytest.fail("no checkpoint within 120 s")
+        time.sleep(0.05)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    killed_at = max(CheckpointStore(store).epochs())
+    assert 3 <= killed_at < EPOCHS
+
+    resumed = resume_job.run(store, EPOCHS)
+    assert resumed.resumed_from == CheckpointStore(store).latest()["epoch"] or resumed.resumed_from > 3
+    assert same_weights(resumed.state_dict, uninterrupted.state_dict)
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in uninterrupted.history]
+    assert [r["validation_loss"] for r in resumed.history] == [r["validation_loss"] for r in uninterrupted.history]
+
+    again = resume_job.run(store, EPOCHS)  # finished: not trained again
+    assert again.resumed_from == EPOCHS and same_weights(again.state_dict, uninterrupted.state_dict)
+
+
+def test_a_changed_configuration_does_not_resume(tmp_path, caplog):
+    store = CheckpointStore(tmp_path)
+    resume_job.run(tmp_path, 2)
+    assert store.latest()["complete"]
+    seed_everything(7)
+    model = build_model({"name": "thitogene", "preset": "small"}, 16)
+    settings = LoopSettings(epochs=2, lr=1e-3, seed=7, checkpoint_every=1)
+    with caplog.at_level("INFO"):
+        result = fit(model, resume_job.SECTIONS[:2], [], settings, store, fingerprint="another")
+    assert result.resumed_from is None and "another configuration" in caplog.text
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    seed_everything(0)
+    model = build_model({"name": "histogene", "preset": "small"}, 16)
+    train, validation = [grid_section(8, seed=1)], [grid_section(8, seed=2)]
+    settings = LoopSettings(epochs=40, lr=3e-2, seed=0, patience=3)
+    result = fit(model, train, validation, settings)
+    losses = [r["validation_loss"] for r in result.history]
+    assert result.stopped_early and len(losses) < 40
+    assert result.best_epoch == 1 + losses.index(min(losses))
+    assert len(losses) - result.best_epoch == 3
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    store = CheckpointStore(tmp_path, keep=3)
+    store.save(1, {"epoch": 1})
+    store.save(2, {"epoch": 2})
+    (tmp_path / "epoch-2.pt").write_bytes(b"\x80\x02truncated")
+    assert store.latest() == {"epoch": 1}
