@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
 from PIL import Image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -15,6 +19,27 @@ SHARED_DATA = Path(os.environ.get("THITOGENE_SHARED_DATA", PROJECT_ROOT.parent /
 HER2ST_REAL = Path(os.environ.get("HER2ST_DIR", SHARED_DATA / "her2st"))
 GENE_LIST_785 = SHARED_DATA / "gene-lists" / "her2st_785_genes.txt"
 C3_WINDOW = SHARED_DATA / "fixtures" / "her2st_C3_window"
+
+
+@pytest.fixture
+def project_copy(tmp_path, monkeypatch) -> Path:
+    """A project folder with a copy of conf/ (no conf/local) and pyproject.toml; data/ is written there.
+
+    The package itself is the installed one, so ``src/`` only has to exist.
+    """
+    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    (tmp_path / "conf" / "local").mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
+    (tmp_path / "src").mkdir()
+    monkeypatch.chdir(tmp_path)
+    bootstrap_project(tmp_path)
+    yield tmp_path
+    while mlflow.active_run():  # a failed session must not leave its run open for the next test
+        mlflow.end_run(status="FAILED")
+
+
+def kedro_session(folder: Path, **kwargs) -> KedroSession:
+    return KedroSession.create(project_path=folder, **kwargs)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,37 +12,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
-from tests.conftest import GENE_LIST_785, HER2ST_REAL, PROJECT_ROOT
+from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def project_copy(tmp_path, monkeypatch) -> Path:
-    """A project folder with a copy of conf/ (no conf/local) and pyproject.toml; data/ is written there.
-
-    The package itself is the installed one, so ``src/`` only has to exist.
-    """
-    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
-    (tmp_path / "src").mkdir()
-    monkeypatch.chdir(tmp_path)
-    bootstrap_project(tmp_path)
-    yield tmp_path
-    while mlflow.active_run():  # a failed session must not leave its run open for the next test
-        mlflow.end_run(status="FAILED")
-
-
-def _session(folder: Path, **kwargs) -> KedroSession:
-    return KedroSession.create(project_path=folder, **kwargs)
-
-
 def test_default_run_on_synthetic_demo(project_copy, monkeypatch):
-    with _session(project_copy) as session:
+    """``kedro run`` with the shipped defaults: data pipelines, 4 folds and the final model."""
+    with kedro_session(project_copy) as session:
         session.run()
     data = project_copy / "data"
     sections = sorted(p.stem for p in (data / "03_primary" / "sections").glob("*.h5ad"))
@@ -56,10 +33,15 @@ def test_default_run_on_synthetic_demo(project_copy, monkeypatch):
     assert (report["source"] == "synthetic").all()
     runs = mlflow.search_runs(experiment_names=["thitogene_kedro"])
     assert len(runs) == 1 and runs["status"].iloc[0] == "FINISHED"
+    cv = pd.read_csv(data / "08_reporting" / "cv_summary.csv")
+    assert sorted(cv["section"]) == sections
+    # Held-out PCC well above chance (0): the synthetic expression follows the image.
+    assert cv["pcc_mean"].mean() > 0.2, cv
+    assert runs["metrics.cv.pcc_mean_over_sections"].iloc[0] == pytest.approx(cv["pcc_mean"].mean())
 
 
 def test_invalid_parameter_stops_the_run_naming_the_key(project_copy):
-    with _session(project_copy, runtime_params={"patching": {"patch_size": 0}}) as session:
+    with kedro_session(project_copy, runtime_params={"patching": {"patch_size": 0}}) as session:
         with pytest.raises(Exception, match="patch_size"):
             session.run(pipeline_names=["patching"])
 
@@ -69,7 +51,7 @@ def test_her2st_environment_reads_her2st_dir(project_copy, monkeypatch):
     monkeypatch.setenv("HER2ST_DIR", str(HER2ST_REAL))
     monkeypatch.setenv("HER2ST_GENE_LIST", str(GENE_LIST_785))
     params = {"preprocessing": {"sections": "C3 A2"}}
-    with _session(project_copy, env="her2st", runtime_params=params) as session:
+    with kedro_session(project_copy, env="her2st", runtime_params=params) as session:
         session.run(pipeline_names=["preprocessing", "patching", "graph_building"])
     report = pd.read_csv(project_copy / "data" / "08_reporting" / "patching_report.csv").set_index("section")
     assert report.loc["C3", "n_spots"] == 180 and report.loc["A2", "status"] == "skipped: no image"
@@ -85,5 +67,12 @@ def test_kedro_viz_build_shows_pipelines_and_layers(project_copy):
         [str(kedro), "viz", "build"], cwd=project_copy, env=env, check=True, capture_output=True, timeout=300
     )
     main = json.loads((project_copy / "build" / "api" / "main").read_text())
-    assert main["layers"] == ["raw", "primary", "feature", "reporting"]
-    assert {p["id"] for p in main["pipelines"]} >= {"__default__", "preprocessing", "patching", "graph_building"}
+    assert main["layers"] == ["raw", "primary", "feature", "models", "model_output", "reporting", "registry"]
+    assert {p["id"] for p in main["pipelines"]} >= {
+        "__default__",
+        "preprocessing",
+        "patching",
+        "graph_building",
+        "training",
+    }
+    assert {"fold_SYN_A1", "fold_SYN_A2", "fold_SYN_B1", "fold_SYN_B2", "final"} <= set(main["modular_pipelines"])

@@ -24,27 +24,30 @@ def _bound(func, **kwargs):
     return functools.update_wrapper(functools.partial(func, **kwargs), func)
 
 
+SHARED_INPUTS = {"raw_sections", "raw_images", "section_patches", "spot_graphs", "gene_statistics", "gene_list"}
+
+
 def fold_pipeline(fold: Fold) -> Pipeline:
-    """The nodes of one fold, in namespace ``fold.name``."""
-    ns = fold.name
-    common = ["raw_sections", "section_patches", "spot_graphs"]
+    """The nodes of one fold in namespace ``fold.name``: its datasets are ``<fold>.fold``, ``<fold>.model``..."""
+    data = ["raw_sections", "section_patches", "spot_graphs"]
+    params = ["params:preprocessing", "params:training"]
     steps = [
         Node(
-            _bound(nodes.define_fold, fold_name=ns),
-            ["raw_sections", "raw_images", "params:preprocessing", "params:training"],
-            f"{ns}.fold",
+            _bound(nodes.define_fold, fold_name=fold.name),
+            ["raw_sections", "raw_images", *params],
+            "fold",
             name="define_fold",
         ),
         Node(
             nodes.select_fold_genes,
-            ["gene_statistics", "gene_list", f"{ns}.fold", "params:preprocessing"],
-            f"{ns}.genes",
+            ["gene_statistics", "gene_list", "fold", "params:preprocessing"],
+            "genes",
             name="select_fold_genes",
         ),
         Node(
             nodes.train_fold,
-            [f"{ns}.fold", f"{ns}.genes", *common, f"{ns}.checkpoints", "params:preprocessing", "params:training"],
-            [f"{ns}.model", f"{ns}.history", f"{ns}.training_metrics", f"{ns}.training_summary"],
+            ["fold", "genes", *data, "checkpoints", *params],
+            ["model", "history", "training_metrics", "training_summary"],
             name="train_fold",
         ),
     ]
@@ -52,12 +55,18 @@ def fold_pipeline(fold: Fold) -> Pipeline:
         steps.append(
             Node(
                 nodes.predict_fold,
-                [f"{ns}.model", f"{ns}.fold", *common, "params:preprocessing", "params:training"],
-                [f"{ns}.test_predictions", f"{ns}.test_scores", f"{ns}.test_metrics"],
+                ["model", "fold", *data, *params],
+                ["test_predictions", "test_scores", "test_metrics"],
                 name="predict_fold",
             )
         )
-    return Pipeline(steps, namespace=ns, prefix_datasets_with_namespace=False)
+    used = {name for step in steps for name in step.inputs}
+    return Pipeline(
+        steps,
+        namespace=fold.name,
+        inputs=SHARED_INPUTS & used,
+        parameters={"params:preprocessing", "params:training"},
+    )
 
 
 def _planning_error(message: str):

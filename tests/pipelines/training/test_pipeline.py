@@ -1,0 +1,150 @@
+"""The training pipeline in real Kedro sessions on the synthetic demo, with a temporary MLflow store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from tests.conftest import kedro_session
+from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
+from thitogene_kedro.models import SectionExample, build_model, collate_sections
+from thitogene_kedro.models.pyfunc import knn_edges
+
+pytestmark = pytest.mark.integration
+
+FAST = {"training": {"epochs": 3, "checkpoint_every": 1, "cv": {"folds": ["SYN_A1", "SYN_B1"]}}}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def latest_run() -> mlflow.entities.Run:
+    return mlflow.search_runs(experiment_names=["thitogene_kedro"], order_by=["start_time DESC"], output_format="list")[
+        0
+    ]
+
+
+def test_training_records_folds_and_registers_a_loadable_model(project_copy):
+    with kedro_session(project_copy, runtime_params=FAST) as session:
+        session.run(pipeline_names=["training"])
+    store = os.environ["MLFLOW_TRACKING_URI"]
+    assert mlflow.get_tracking_uri() == store and not (project_copy / "mlflow.db").exists()
+
+    run = latest_run()
+    assert run.info.status == "FINISHED" and run.data.tags["data_source"] == "synthetic"
+    assert run.data.params["training.optimiser.lr"] == "0.003" and run.data.params["training.model.name"] == "thitogene"
+    client = MlflowClient()
+    for fold in ("fold_SYN_A1", "fold_SYN_B1"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, f"{fold}.train_loss")] == [1, 2, 3]
+        assert f"{fold}.test.{fold[5:]}.pcc_mean" in run.data.metrics
+    assert "cv.pcc_mean_over_sections" in run.data.metrics and "final.train_loss" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "fold_SYN_A1")}
+    assert {
+        "fold_SYN_A1/training_history.csv",
+        "fold_SYN_A1/training_summary.json",
+        "fold_SYN_A1/genes.csv",
+    } <= artifacts
+
+    version = client.get_model_version_by_alias("synthetic_thitogene", "champion")
+    assert version.run_id == run.info.run_id
+    predictor = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion")
+
+    data = project_copy / "data"
+    patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npy")
+    graph = np.load(data / "04_feature" / "spot_graphs" / "SYN_A1.npz")
+    table = predictor.predict({"patches": patches, "positions": graph["positions"]})
+    final = torch.load(data / "06_models" / "final" / "model.pt", weights_only=True)
+    assert list(table.columns) == final["genes"] and table.shape == (len(patches), len(final["genes"]))
+
+    model = build_model(final["model"], len(final["genes"]))
+    model.load_state_dict(final["state_dict"])
+    example = SectionExample("SYN_A1", patches, graph["positions"], knn_edges(graph["positions"], 4))
+    with torch.no_grad():
+        direct = model.eval()(collate_sections([example])).prediction[0].numpy()
+    np.testing.assert_allclose(table.to_numpy(), direct, rtol=1e-5, atol=1e-5)
+
+
+def test_no_test_section_reaches_a_folds_training_inputs(project_copy):
+    with kedro_session(project_copy, runtime_params=FAST) as session:
+        session.run(pipeline_names=["training"])
+    for fold in ("fold_SYN_A1", "fold_SYN_B1"):
+        folder = project_copy / "data" / "03_primary" / "folds" / fold
+        definition = json.loads((folder / "fold.json").read_text())
+        summary = json.loads((project_copy / "data" / "08_reporting" / fold / "training_summary.json").read_text())
+        assert definition["test"] == [fold[5:]] and fold[5:] not in definition["train"] + definition["validation"]
+        assert summary["fold"] == definition
+        predictions = pd.read_csv(project_copy / "data" / "08_reporting" / fold / "test_scores.csv")
+        assert predictions["section"].tolist() == definition["test"]
+
+
+def test_a_failing_fold_stops_the_run_and_keeps_stored_results(project_copy):
+    with kedro_session(project_copy, runtime_params=FAST) as session:
+        session.run(pipeline_names=["training"])
+    data = project_copy / "data"
+    kept = {
+        p: digest(p)
+        for p in [data / "06_models" / "fold_SYN_A1" / "model.pt", data / "06_models" / "final" / "model.pt"]
+    }
+    patches = data / "04_feature" / "patches" / "SYN_B1.npy"
+    np.save(patches, np.load(patches)[:-3])  # bad data: three patches fewer than spots
+
+    with kedro_session(project_copy, runtime_params=FAST) as session:
+        with pytest.raises(Exception, match=r"SYN_B1.*patches but .* spots"):
+            session.run(pipeline_names=["training"], namespaces=["fold_SYN_B1"])
+    assert latest_run().info.status == "FAILED"
+    assert {p: digest(p) for p in kept} == kept
+    client = MlflowClient()
+    assert [int(v.version) for v in client.search_model_versions("name='synthetic_thitogene'")] == [1]
+
+
+def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_copy):
+    params = (
+        "training.epochs=8,training.checkpoint_every=1,training.cv.folds=SYN_A1 SYN_B1,training.cv.final_model=false"
+    )
+    kedro = Path(sys.executable).with_name("kedro")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    job = subprocess.Popen(
+        [str(kedro), "run", "--pipelines", "training", "--params", params],
+        cwd=project_copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    second = CheckpointStore(project_copy / "data" / "06_models" / "checkpoints" / "fold_SYN_B1")
+    deadline = time.time() + 300
+    while not second.epochs() or max(second.epochs()) < 3:
+        if job.poll() is not None:
+            pytest.fail(f"kedro run ended before it was killed: {job.stderr.read().decode()[-3000:]}")
+        if time.time() > deadline:
+            job.kill()
+            pytest.fail("fold_SYN_B1 wrote no checkpoint within 300 s")
+        time.sleep(0.05)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    first = CheckpointStore(project_copy / "data" / "06_models" / "checkpoints" / "fold_SYN_A1").latest()
+    assert first["complete"] and not second.latest()["complete"]
+    interrupted_at = second.latest()["epoch"]
+
+    runtime = {
+        "training": {"epochs": 8, "checkpoint_every": 1, "cv": {"folds": ["SYN_A1", "SYN_B1"], "final_model": False}}
+    }
+    with kedro_session(project_copy, runtime_params=runtime) as session:
+        session.run(pipeline_names=["training"])
+    summaries = {
+        fold: json.loads((project_copy / "data" / "08_reporting" / fold / "training_summary.json").read_text())
+        for fold in ("fold_SYN_A1", "fold_SYN_B1")
+    }
+    assert summaries["fold_SYN_A1"]["resumed_from_epoch"] == 8  # finished: reused, not retrained
+    assert summaries["fold_SYN_B1"]["resumed_from_epoch"] == interrupted_at + 1
+    assert summaries["fold_SYN_B1"]["epochs_run"] == 8
