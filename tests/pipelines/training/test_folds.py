@@ -74,3 +74,11 @@ def test_namespaces_are_identifiers():
     assert namespace("P2_ST_rep1") == "fold_P2_ST_rep1" and namespace("slide-1.a") == "fold_slide_1_a"
     fold = Fold("fold_B4", ("B4",), ("C2",), ())
     assert Fold.from_dict(fold.to_dict()) == fold
+
+
+def test_leave_one_patient_out_hides_the_patients_sections_without_images_too():
+    folds = plan_folds(["B4", "C2", "C3"], PATIENTS, cv(scheme="leave_one_patient_out"), seed=0, counts_only=["B1", "C1"])
+    fold_b = folds[0]
+    assert fold_b.test == ("B4",) and set(fold_b.unseen) == {"B4", "B1"}
+    loso = plan_folds(["B4", "C2", "C3"], PATIENTS, cv(), seed=0, counts_only=["B1"])
+    assert loso[0].unseen == ("B4",)  # leave-one-section-out hides the test section only

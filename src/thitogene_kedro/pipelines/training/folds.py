@@ -15,12 +15,18 @@ FINAL = "final"
 
 @dataclass(frozen=True)
 class Fold:
-    """One fold. ``name`` is its Kedro namespace; the final model is the fold named ``final``."""
+    """One fold. ``name`` is its Kedro namespace; the final model is the fold named ``final``.
+
+    ``unseen`` lists every section the fold must not look at, for anything: its test sections and,
+    under leave_one_patient_out, all sections of the test patients (also those without an image,
+    which could otherwise still inform gene selection).
+    """
 
     name: str
     test: tuple[str, ...]
     train: tuple[str, ...]
     validation: tuple[str, ...] = ()
+    unseen: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -32,6 +38,7 @@ class Fold:
             test=tuple(data["test"]),
             train=tuple(data["train"]),
             validation=tuple(data.get("validation", ())),
+            unseen=tuple(data.get("unseen", ())),
         )
 
 
@@ -53,9 +60,16 @@ def _validation_split(train: list[str], n: int, seed: int, fold_id: str) -> tupl
 
 
 def plan_folds(
-    sections: Sequence[str], patients: Mapping[str, str], params: CrossValidationParams, seed: int
+    sections: Sequence[str],
+    patients: Mapping[str, str],
+    params: CrossValidationParams,
+    seed: int,
+    counts_only: Sequence[str] = (),
 ) -> list[Fold]:
     """The folds of ``sections`` (in order) under ``params``, plus the final model if configured.
+
+    ``counts_only`` are further sections without images: they never train or test, but their
+    counts may inform gene selection unless the fold marks them ``unseen``.
 
     Raises:
         ValueError: too few sections, or named sections/folds that do not exist.
@@ -91,7 +105,10 @@ def plan_folds(
         if params.scheme == "leave_one_patient_out":
             train = [s for s in train if patients[s] not in test_patients]
         train, validation = _validation_split(train, params.validation_sections, seed, fold_id)
-        folds.append(Fold(namespace(fold_id), tuple(test), tuple(train), tuple(validation)))
+        unseen = list(test)
+        if params.scheme == "leave_one_patient_out":
+            unseen += [s for s in [*sections, *counts_only] if patients[s] in test_patients and s not in test]
+        folds.append(Fold(namespace(fold_id), tuple(test), tuple(train), tuple(validation), tuple(unseen)))
     if params.final_model:
         train, validation = _validation_split(sections, params.validation_sections, seed, FINAL)
         folds.append(Fold(FINAL, (), tuple(train), tuple(validation)))

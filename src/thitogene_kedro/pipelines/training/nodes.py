@@ -52,9 +52,11 @@ def fold_plan(
     """Every fold of this configuration (the final model last)."""
     training = TrainingParams.model_validate(training)
     sections = cv_sections(raw_sections, raw_images, preprocessing)
+    chosen = list(choose_sections(raw_sections, PreprocessingParams.model_validate(preprocessing)))
+    counts_only = [s for s in chosen if s not in sections]
     source = getattr(raw_sections, "source", None)
-    patients = {s: (source.patient_of(s) if source is not None else s) for s in sections}
-    return plan_folds(sections, patients, training.cv, training.seed)
+    patients = {s: (source.patient_of(s) if source is not None else s) for s in chosen}
+    return plan_folds(sections, patients, training.cv, training.seed, counts_only)
 
 
 def define_fold(
@@ -75,8 +77,8 @@ def define_fold(
         raise ValueError(f"fold {fold_name} is not in the current fold plan {sorted(plan)}")
     fold = plan[fold_name]
     fitting = set(fold.train) | set(fold.validation)
-    if set(fold.test) & fitting:
-        raise ValueError(f"fold {fold_name}: test sections {sorted(set(fold.test) & fitting)} also train")
+    if set(fold.unseen) & fitting:
+        raise ValueError(f"fold {fold_name}: unseen sections {sorted(set(fold.unseen) & fitting)} also train")
     logger.info(
         "%s: test %s, train %d sections, validation %s",
         fold.name,
@@ -90,12 +92,15 @@ def define_fold(
 def gene_statistics(
     raw_sections: Loaders, raw_images: Loaders, gene_list: list[str] | None, preprocessing: PreprocessingParams
 ) -> dict[str, dict[str, Any]]:
-    """Per cross-validation section, what the hvg_cut rule needs (empty when genes come from a file)."""
+    """Per configured section, what the hvg_cut rule needs (empty when genes come from a file).
+
+    Sections without an image count too: gene selection needs only counts.
+    """
     preprocessing = PreprocessingParams.model_validate(preprocessing)
     if gene_selection_method(gene_list, preprocessing) == "file":
         return {}
-    sections = cv_sections(raw_sections, raw_images, preprocessing)
-    return {s: section_gene_statistics(raw_sections[s](), preprocessing) for s in sections}
+    chosen = choose_sections(raw_sections, preprocessing)
+    return {s: section_gene_statistics(load(), preprocessing) for s, load in chosen.items()}
 
 
 def select_fold_genes(
@@ -104,12 +109,17 @@ def select_fold_genes(
     fold: Mapping[str, Any],
     preprocessing: PreprocessingParams,
 ) -> pd.DataFrame:
-    """The fold's target genes, chosen from its training and validation sections only."""
+    """The fold's target genes, from every configured section except the fold's ``unseen`` ones."""
     preprocessing = PreprocessingParams.model_validate(preprocessing)
     fold = Fold.from_dict(fold)
     if gene_selection_method(gene_list, preprocessing) == "file":
         return pd.DataFrame({"gene": list(gene_list), "method": "file"})
-    return genes_from_statistics(statistics, [*fold.train, *fold.validation], preprocessing)
+    allowed = [s for s in statistics if s not in set(fold.unseen)]
+    missing = [s for s in [*fold.train, *fold.validation] if s not in statistics]
+    if missing:
+        raise ValueError(f"{fold.name}: no gene statistics for training sections {missing}; rerun gene_statistics")
+    logger.info("%s: selecting genes on %d section(s), leaving out %s", fold.name, len(allowed), list(fold.unseen))
+    return genes_from_statistics(statistics, allowed, preprocessing)
 
 
 def resolve_precision(precision: str, device: torch.device) -> Precision:
