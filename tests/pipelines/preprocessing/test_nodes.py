@@ -8,13 +8,17 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
+from tests.conftest import HER2ST_REAL
+from thitogene_kedro.datasets import SpatialSectionsDataset
 from thitogene_kedro.pipelines.preprocessing.nodes import (
     choose_sections,
+    gene_statistics,
     normalise_counts,
     normalise_section,
     select_genes,
 )
 from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams, PreprocessingParams
+from thitogene_kedro.sections.her2st import PAPER_SECTIONS
 from thitogene_kedro.sections.schema import SectionDataError, build_section
 
 
@@ -83,28 +87,33 @@ def _hvg_sections():
     return {name: (lambda a=a: a) for name, a in sections.items()}
 
 
+def _with_statistics(gene_list, params):
+    sections = _hvg_sections()
+    return sections, gene_statistics(sections, gene_list, params)
+
+
 def test_hvg_cut_uses_training_sections_only():
     params = PreprocessingParams(gene_selection={"method": "hvg_cut", "n_top_hvg": 5, "min_spots_expressed": 10})
-    with_test = select_genes(_hvg_sections(), None, params)
+    with_test = select_genes(*_with_statistics(None, params), None, params)
     assert "G0" in set(with_test["gene"])
     held_out = params.model_copy(update={"held_out_sections": ["B1"]})
-    without_test = select_genes(_hvg_sections(), None, held_out)
+    without_test = select_genes(*_with_statistics(None, held_out), None, held_out)
     assert "G0" not in set(without_test["gene"])
     assert (without_test["n_spots_expressed"] > 10).all() and set(without_test["method"]) == {"hvg_cut"}
 
 
 def test_file_method_keeps_file_order_and_auto_prefers_the_file():
     genes = ["G3", "G1"]
-    table = select_genes(_hvg_sections(), genes, PreprocessingParams())
+    table = select_genes(*_with_statistics(genes, PreprocessingParams()), genes, PreprocessingParams())
     assert table["gene"].tolist() == genes and set(table["method"]) == {"file"}
     with pytest.raises(ValueError, match="no gene list file is configured"):
-        select_genes(_hvg_sections(), None, PreprocessingParams(gene_selection={"method": "file"}))
+        gene_statistics(_hvg_sections(), None, PreprocessingParams(gene_selection={"method": "file"}))
 
 
 def test_min_spots_rule_can_reject_everything():
     params = PreprocessingParams(gene_selection={"method": "hvg_cut", "n_top_hvg": 5, "min_spots_expressed": 10_000})
     with pytest.raises(ValueError, match="kept no gene"):
-        select_genes(_hvg_sections(), None, params)
+        select_genes(*_with_statistics(None, params), None, params)
 
 
 def test_targets_are_sparse_counts_in_layers():
@@ -112,3 +121,30 @@ def test_targets_are_sparse_counts_in_layers():
     out = normalise_section(section, ["G2"], NormalisationParams())
     assert sparse.issparse(out.layers["counts"]) and out.var_names.tolist() == ["G2"]
     assert out.uns["normalisation"]["method"] == "reference"
+
+
+@pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
+def test_paper_sections_are_the_reference_list_minus_absent_ones(caplog):
+    sections = SpatialSectionsDataset("her2st", str(HER2ST_REAL)).load()
+    with caplog.at_level("WARNING"):
+        chosen = choose_sections(sections, PreprocessingParams(sections="paper"))
+    expected = [s for s in PAPER_SECTIONS if (HER2ST_REAL / "data" / "ST-cnts" / f"{s}.tsv.gz").exists()]
+    assert list(chosen) == expected and expected[0] == "A2" and "A1" not in chosen
+    absent = [s for s in PAPER_SECTIONS if s not in expected]
+    assert (f"skipped: {absent}" in caplog.text) if absent else "skipped" not in caplog.text
+
+
+def test_paper_sections_need_a_published_list(tmp_path):
+    synthetic = SpatialSectionsDataset("synthetic", str(tmp_path), {"n_patients": 1, "sections_per_patient": 2}).load()
+    with pytest.raises(ValueError, match="needs a her2st or cSCC source"):
+        choose_sections(synthetic, PreprocessingParams(sections="paper"))
+
+
+def test_genes_absent_from_a_held_out_section_can_count_as_zero(caplog):
+    section = make_section("T1", np.array([[1, 2], [3, 4]]), ["G1", "G2"])
+    with pytest.raises(SectionDataError, match="1 of 3 selected genes are absent"):
+        normalise_section(section, ["G2", "GX", "G1"], NormalisationParams())
+    with caplog.at_level("WARNING"):
+        out = normalise_section(section, ["G2", "GX", "G1"], NormalisationParams(), missing_genes="zero")
+    assert out.layers["counts"].toarray().tolist() == [[2, 0, 1], [4, 0, 3]]
+    assert "count as 0: ['GX']" in caplog.text

@@ -77,7 +77,9 @@ def test_namespaces_are_identifiers():
 
 
 def test_leave_one_patient_out_hides_the_patients_sections_without_images_too():
-    folds = plan_folds(["B4", "C2", "C3"], PATIENTS, cv(scheme="leave_one_patient_out"), seed=0, counts_only=["B1", "C1"])
+    folds = plan_folds(
+        ["B4", "C2", "C3"], PATIENTS, cv(scheme="leave_one_patient_out"), seed=0, counts_only=["B1", "C1"]
+    )
     fold_b = folds[0]
     assert fold_b.test == ("B4",) and set(fold_b.unseen) == {"B4", "B1"}
     loso = plan_folds(["B4", "C2", "C3"], PATIENTS, cv(), seed=0, counts_only=["B1"])

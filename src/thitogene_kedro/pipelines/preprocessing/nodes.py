@@ -13,6 +13,7 @@ import scanpy as sc
 from scipy import sparse
 
 from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams, PreprocessingParams
+from thitogene_kedro.sections import cscc, her2st
 from thitogene_kedro.sections.schema import SectionDataError
 
 logger = logging.getLogger(__name__)
@@ -20,14 +21,42 @@ logger = logging.getLogger(__name__)
 SectionLoaders = Mapping[str, Callable[[], ad.AnnData]]
 
 
+def paper_sections(available: SectionLoaders) -> list[str]:
+    """The published protocol's sections that this source holds; absent ones are logged and skipped.
+
+    Raises:
+        ValueError: the source has no published section list (synthetic, Visium).
+    """
+    source = getattr(available, "source", None)
+    name = getattr(source, "source", None)
+    papers = {"her2st": her2st.PAPER_SECTIONS, "cscc": cscc.PAPER_SECTIONS}
+    if name not in papers:
+        raise ValueError(f"preprocessing.sections 'paper' needs a her2st or cSCC source, not {name!r}")
+    missing = [s for s in papers[name] if s not in available]
+    if missing:
+        logger.warning(
+            "The paper's %s list has %d section(s) this copy of the data lacks; they are skipped: %s",
+            name, len(missing), missing,
+        )  # fmt: skip
+    return [s for s in papers[name] if s in available]
+
+
 def choose_sections(available: SectionLoaders, params: PreprocessingParams) -> dict[str, Callable[[], ad.AnnData]]:
     """The configured sections' loaders, in the configured order.
 
+    ``all``: every section of the source, sorted; ``paper``: the published protocol's sections in
+    its fold order (those the data holds); a list: exactly those.
+
     Raises:
-        ValueError: a configured or held-out section the source does not hold.
+        ValueError: a listed or held-out section the source does not hold.
     """
     params = PreprocessingParams.model_validate(params)
-    names = sorted(available) if params.sections == "all" else list(params.sections)
+    if params.sections == "all":
+        names = sorted(available)
+    elif params.sections == "paper":
+        names = paper_sections(available)
+    else:
+        names = list(params.sections)
     missing = [s for s in [*names, *params.held_out_sections] if s not in available]
     if missing:
         raise ValueError(
@@ -119,10 +148,29 @@ def genes_from_statistics(
     return table
 
 
-def select_genes(
+def gene_statistics(
     raw_sections: SectionLoaders, gene_list: list[str] | None, params: PreprocessingParams
+) -> dict[str, dict[str, object]]:
+    """Per configured section, what the hvg_cut rule needs (empty when the genes come from a file).
+
+    Computed once for all sections (sections without images count: the rule needs only counts);
+    each consumer then combines the statistics of the sections it may look at.
+    """
+    params = PreprocessingParams.model_validate(params)
+    if gene_selection_method(gene_list, params) == "file":
+        return {}
+    chosen = choose_sections(raw_sections, params)
+    logger.info("Gene statistics (HVGs, expressing spots) of %d section(s)", len(chosen))
+    return {name: section_gene_statistics(load(), params) for name, load in chosen.items()}
+
+
+def select_genes(
+    raw_sections: SectionLoaders,
+    gene_statistics: Mapping[str, Mapping[str, object]],
+    gene_list: list[str] | None,
+    params: PreprocessingParams,
 ) -> pd.DataFrame:
-    """Choose the target genes, looking only at training sections.
+    """Choose the target genes, looking only at training sections (not ``held_out_sections``).
 
     Returns:
         One row per gene in model order: ``gene``, ``method`` and, for the ``hvg_cut`` rule,
@@ -134,9 +182,11 @@ def select_genes(
         logger.info("Using the configured gene list: %d genes", len(gene_list))
         return pd.DataFrame({"gene": list(gene_list), "method": "file"})
     train = training_sections(list(chosen), params.held_out_sections)
+    missing = [s for s in train if s not in gene_statistics]
+    if missing:
+        raise ValueError(f"no gene statistics for sections {missing}; rerun the gene_statistics node")
     logger.info("Selecting genes by the hvg_cut rule on %d training section(s): %s", len(train), train)
-    statistics = {name: section_gene_statistics(chosen[name](), params) for name in train}
-    return genes_from_statistics(statistics, train, params)
+    return genes_from_statistics(gene_statistics, train, params)
 
 
 def normalise_counts(counts: np.ndarray, library: np.ndarray, params: NormalisationParams) -> np.ndarray:
@@ -150,26 +200,38 @@ def normalise_counts(counts: np.ndarray, library: np.ndarray, params: Normalisat
     return values.astype(np.float32)
 
 
-def normalise_section(raw: ad.AnnData, genes: list[str], params: NormalisationParams) -> ad.AnnData:
+def normalise_section(
+    raw: ad.AnnData, genes: list[str], params: NormalisationParams, missing_genes: str = "error"
+) -> ad.AnnData:
     """Restrict a raw section to ``genes`` (in order) and compute its targets.
 
     The result keeps the raw counts of those genes in ``layers['counts']``, the targets in ``X``,
     the library size and a zero-library flag in ``obs``, and the transform in ``uns``.
+    ``missing_genes="zero"`` gives genes the count matrix lacks zero counts (logged); that is for
+    held-out sections, whose genes were chosen without looking at them.
 
     Raises:
-        SectionDataError: a selected gene is missing from the section.
+        SectionDataError: a selected gene is missing from the section (``missing_genes="error"``).
     """
     params = NormalisationParams.model_validate(params)
     section = str(raw.uns.get("section", ""))
     missing = [g for g in genes if g not in raw.var_names]
-    if missing:
+    if missing and missing_genes == "error":
         raise SectionDataError(
             None,
             section,
             f"{len(missing)} of {len(genes)} selected genes are absent from the count matrix: {missing[:10]}",
         )
-    counts = raw[:, genes].X
-    counts = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
+    present = [g for g in genes if g in raw.var_names]
+    found = raw[:, present].X
+    found = found.toarray() if sparse.issparse(found) else np.asarray(found)
+    counts = np.zeros((raw.n_obs, len(genes)), dtype=found.dtype)
+    counts[:, [genes.index(g) for g in present]] = found
+    if missing:
+        logger.warning(
+            "Section %s: %d of %d genes are absent from its count matrix and count as 0: %s",
+            section, len(missing), len(genes), missing[:10],
+        )  # fmt: skip
     if params.method == "reference":
         library = counts.sum(axis=1)
     else:

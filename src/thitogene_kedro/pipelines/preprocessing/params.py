@@ -44,19 +44,21 @@ class NormalisationParams(BaseModel):
 class PreprocessingParams(BaseModel):
     """Top-level ``preprocessing`` parameters.
 
+    ``sections``: ``all`` (every section of the source), ``paper`` (the published protocol's sections
+    that the data holds, e.g. her2st A2–G3; absent ones are logged) or a list.
     ``sections`` and ``held_out_sections`` take a list, or (for ``kedro run --params``, where commas
     separate parameters) one string of section ids separated by spaces: ``"B4 C2 C3"``.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    sections: Literal["all"] | list[str] = "all"
+    sections: Literal["all", "paper"] | list[str] = "all"
     held_out_sections: list[str] = Field(default_factory=list, description="test sections: never used to select genes")
 
     @field_validator("sections", "held_out_sections", mode="before")
     @classmethod
     def _split_string(cls, value):
-        if isinstance(value, str) and value != "all":
+        if isinstance(value, str) and value not in {"all", "paper"}:
             return value.split()
         return value
 

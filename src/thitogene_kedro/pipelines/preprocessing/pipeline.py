@@ -1,8 +1,13 @@
-"""Preprocessing: raw sections -> selected genes -> normalised per-section AnnData."""
+"""Preprocessing: raw sections -> gene statistics -> selected genes -> normalised per-section AnnData."""
 
 from kedro.pipeline import Node, Pipeline
 
-from thitogene_kedro.pipelines.preprocessing.nodes import normalise_sections, select_genes, summarise_sections
+from thitogene_kedro.pipelines.preprocessing.nodes import (
+    gene_statistics,
+    normalise_sections,
+    select_genes,
+    summarise_sections,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,8 +15,14 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=select_genes,
+                func=gene_statistics,
                 inputs=["raw_sections", "gene_list", "params:preprocessing"],
+                outputs="gene_statistics",
+                name="gene_statistics_node",
+            ),
+            Node(
+                func=select_genes,
+                inputs=["raw_sections", "gene_statistics", "gene_list", "params:preprocessing"],
                 outputs="selected_genes",
                 name="select_genes_node",
             ),

@@ -24,8 +24,9 @@ def section_example(
     graph: Mapping[str, np.ndarray],
     genes: Sequence[str],
     normalisation: NormalisationParams,
+    missing_genes: str = "error",
 ) -> tuple[SectionExample, np.ndarray]:
-    """One section's model input and its spot ids.
+    """One section's model input and its spot ids (``missing_genes``: see ``normalise_section``).
 
     Targets are recomputed from the raw counts for ``genes`` (the reference transform depends on
     the gene set); spots follow the graph's ``spot_ids``, the order the patches were cut in.
@@ -38,7 +39,7 @@ def section_example(
         raise SectionDataError(
             None, section, f"{len(patches)} patches but {len(spot_ids)} spots in the spot graph; rerun patching"
         )
-    normalised = normalise_section(raw, list(genes), normalisation)
+    normalised = normalise_section(raw, list(genes), normalisation, missing_genes)
     absent = [s for s in spot_ids if s not in normalised.obs_names]
     if absent:
         raise SectionDataError(None, section, f"spot graph lists spots the counts lack: {absent[:5]}")
@@ -63,6 +64,7 @@ def fold_examples(
     spot_graphs: Loaders,
     genes: Sequence[str],
     normalisation: NormalisationParams,
+    missing_genes: str = "error",
 ) -> list[tuple[SectionExample, np.ndarray]]:
     """:func:`section_example` for each of ``sections``, in order.
 
@@ -82,6 +84,7 @@ def fold_examples(
                 spot_graphs[section](),
                 genes,
                 normalisation,
+                missing_genes,
             )
         )
     return out

@@ -24,7 +24,6 @@ from thitogene_kedro.pipelines.preprocessing.nodes import (
     choose_sections,
     gene_selection_method,
     genes_from_statistics,
-    section_gene_statistics,
 )
 from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
 from thitogene_kedro.pipelines.training.examples import fold_examples
@@ -87,20 +86,6 @@ def define_fold(
         list(fold.validation),
     )
     return fold.to_dict()
-
-
-def gene_statistics(
-    raw_sections: Loaders, raw_images: Loaders, gene_list: list[str] | None, preprocessing: PreprocessingParams
-) -> dict[str, dict[str, Any]]:
-    """Per configured section, what the hvg_cut rule needs (empty when genes come from a file).
-
-    Sections without an image count too: gene selection needs only counts.
-    """
-    preprocessing = PreprocessingParams.model_validate(preprocessing)
-    if gene_selection_method(gene_list, preprocessing) == "file":
-        return {}
-    chosen = choose_sections(raw_sections, preprocessing)
-    return {s: section_gene_statistics(load(), preprocessing) for s, load in chosen.items()}
 
 
 def select_fold_genes(
@@ -191,6 +176,8 @@ def train_fold(
         key: [{"step": int(r["epoch"]), "value": float(r[key])} for r in result.history if key in r]
         for key in ("train_loss", "validation_loss", "seconds", "spots_per_second")
     }
+    if result.peak_gpu_memory_mib is not None:
+        metrics["peak_gpu_memory_mib"] = [{"step": int(history["epoch"].max()), "value": result.peak_gpu_memory_mib}]
     summary = {
         "fold": fold.to_dict(),
         "model": spec,
@@ -239,7 +226,9 @@ def predict_fold(
     net = build_model(model["model"], len(genes))
     net.load_state_dict(model["state_dict"])
     device = resolve_device(training.device)
-    examples = fold_examples(fold.test, raw_sections, section_patches, spot_graphs, genes, preprocessing.normalisation)
+    examples = fold_examples(
+        fold.test, raw_sections, section_patches, spot_graphs, genes, preprocessing.normalisation, missing_genes="zero"
+    )
     predictions = predict(net, [e for e, _ in examples], device, resolve_precision(training.precision, device))
     parts, rows = [], []
     for (example, spot_ids), prediction in zip(examples, predictions, strict=True):

@@ -82,13 +82,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     except Exception as error:  # noqa: BLE001 - reported when the training pipeline runs
         logger.debug("Training folds not planned: %s", error)
         return Pipeline([Node(_planning_error(str(error)), None, "training_plan", name="training_configuration_error")])
-    statistics = Node(
-        nodes.gene_statistics,
-        ["raw_sections", "raw_images", "gene_list", "params:preprocessing"],
-        "gene_statistics",
-        name="gene_statistics",
-    )
-    pipeline = Pipeline([statistics])
+    pipeline = Pipeline([])
     for fold in folds:
         pipeline += fold_pipeline(fold)
     tested = [f for f in folds if f.test]

@@ -1,0 +1,107 @@
+"""GPU check: train one fold of a paper configuration on real HER2+ sections for a few epochs.
+
+    python bench/gpu_check.py --her2st-dir ../shared/data/her2st --gene-list ../shared/data/gene-lists/her2st_785_genes.txt
+
+Trains on all given sections but the test one (default: train C2–C5, test B4) with the
+``paper_her2st`` THItoGene, once per precision (fp32, then bf16 autocast), and prints per
+precision: seconds per epoch (after a warm-up epoch), training throughput in spots/s, peak GPU
+memory, eval forward time on the test section and its held-out PCC (meaningless after a few
+epochs; printed to show the path works). Ratios are measured in the same run. ``--device cpu
+--preset small --epochs 1`` runs it anywhere (the tests do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from thitogene_kedro.metrics import pearson_per_gene
+from thitogene_kedro.models import SectionExample, build_model, resolve_device
+from thitogene_kedro.pipelines.graph_building.nodes import edge_index_from_neighbours, knn_neighbours
+from thitogene_kedro.pipelines.patching.nodes import cut_patches
+from thitogene_kedro.pipelines.patching.params import PatchingParams
+from thitogene_kedro.pipelines.preprocessing.nodes import normalise_section
+from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams
+from thitogene_kedro.pipelines.training.loop import LoopSettings, fit, predict, seed_everything
+from thitogene_kedro.sections import SectionSource
+from thitogene_kedro.sections.images import SlideImage
+
+
+def load_sections(root: Path, sections: list[str], genes: list[str] | None) -> tuple[list[SectionExample], list[str]]:
+    source = SectionSource("her2st", root)
+    raws = {s: source.read(s) for s in sections}
+    if genes is None:  # the 500 genes expressed in most spots across the given sections (no file given)
+        common = sorted(set.intersection(*(set(r.var_names) for r in raws.values())))
+        expressed = sum(np.asarray((r[:, common].X > 0).sum(axis=0)).ravel() for r in raws.values())
+        genes = [common[i] for i in np.argsort(-expressed, kind="stable")[:500]]
+    examples = []
+    for section, raw in raws.items():
+        normalised = normalise_section(raw, genes, NormalisationParams())
+        with SlideImage(source.image_path(section), section) as image:
+            patches, _ = cut_patches(image, normalised.obsm["spatial"], PatchingParams())
+        positions = normalised.obs[["array_x", "array_y"]].to_numpy(dtype=np.int64)
+        edges = edge_index_from_neighbours(knn_neighbours(positions, 4), symmetric=False, self_loops=False)
+        counts = normalised.layers["counts"].toarray().astype(np.float32)
+        examples.append(SectionExample(section, patches, positions, edges, np.asarray(normalised.X), counts))
+    return examples, genes
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--her2st-dir", type=Path, required=True)
+    parser.add_argument("--gene-list", type=Path, default=None)
+    parser.add_argument("--sections", nargs="+", default=["B4", "C2", "C3", "C4", "C5"])
+    parser.add_argument("--test", default="B4")
+    parser.add_argument("--model", default="thitogene")
+    parser.add_argument("--preset", default="paper_her2st")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"torch {torch.__version__}, device {device} ({name}), {args.model} {args.preset}")  # noqa: T201
+    genes = args.gene_list.read_text().split() if args.gene_list else None
+    started = time.perf_counter()
+    examples, genes = load_sections(args.her2st_dir, args.sections, genes)
+    train = [e for e in examples if e.section_id != args.test]
+    test = [e for e in examples if e.section_id == args.test]
+    spots = sum(len(e.patches) for e in train)
+    loaded = time.perf_counter() - started
+    summary = f"{len(train)} training sections ({spots} spots), test {args.test}, {len(genes)} genes"
+    print(f"data: {summary}, loaded in {loaded:.1f} s")  # noqa: T201
+    print("| precision | s/epoch | spots/s | peak GPU MiB | eval forward s | held-out PCC |")  # noqa: T201
+    print("|---|---:|---:|---:|---:|---:|")  # noqa: T201
+    for precision in args.precisions:
+        seed_everything(0)
+        model = build_model({"name": args.model, "preset": args.preset}, len(genes))
+        settings = LoopSettings(
+            epochs=args.epochs, lr=args.lr, device=device, precision=precision, progress_every=10**6, label=precision
+        )
+        result = fit(model, train, [], settings)
+        timed = result.history[1:] or result.history  # the first epoch includes warm-up
+        seconds = float(np.mean([r["seconds"] for r in timed]))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        prediction = predict(model, test, device, precision)[0]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        forward = time.perf_counter() - start
+        pcc = float(np.nanmean(pearson_per_gene(prediction, test[0].targets))) if test else float("nan")
+        peak = f"{result.peak_gpu_memory_mib:,.0f}" if result.peak_gpu_memory_mib is not None else "-"
+        print(f"| {precision} | {seconds:.2f} | {spots / seconds:,.0f} | {peak} | {forward:.3f} | {pcc:.3f} |")  # noqa: T201
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
