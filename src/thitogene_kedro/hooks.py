@@ -13,7 +13,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
 from pydantic import BaseModel
 
-from thitogene_kedro.pipelines.training.planning import remember_config_loader
+from thitogene_kedro.active_config import remember_config_loader
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,17 @@ class ProjectHooks:
         found = git_commit(self._project_path or Path.cwd())
         if found:
             tags["git_commit"], tags["git_dirty"] = found[0], str(found[1]).lower()
+        from thitogene_kedro.pipelines.preprocessing.nodes import choose_sections  # noqa: PLC0415 - scanpy is slow to import
+
         try:
-            described = catalog.get("raw_sections")._describe()
+            dataset = catalog.get("raw_sections")
+            described = dataset._describe()
             tags["data_source"] = str(described.get("source"))
             tags["data_path"] = str(described.get("path"))
-        except Exception:  # noqa: BLE001 - a pipeline without raw sections has no data tags
-            pass
+            chosen = choose_sections(dataset.load(), catalog.load("params:preprocessing"))
+            tags["sections"] = " ".join(chosen)
+        except Exception as error:  # noqa: BLE001 - tags are best effort; the run itself reports data errors
+            logger.debug("No data tags for this run: %s", error)
         mlflow.set_tags(tags)
 
     @hook_impl(trylast=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from thitogene_kedro.pipelines import graph_building, patching, preprocessing, training
+from thitogene_kedro.pipelines import clustering, evaluation, graph_building, patching, preprocessing, training
+from thitogene_kedro.pipelines.training.planning import fold_plan_or_error
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -12,15 +13,23 @@ def register_pipelines() -> dict[str, Pipeline]:
 
     ``training`` includes the data pipelines it needs, so ``kedro run --pipelines training`` works
     on a fresh clone; ``--namespaces fold_<id>`` runs one fold alone (on existing data outputs).
-    ``__default__`` runs everything. The pipelines are listed explicitly (not discovered) because
-    ``training`` is composed from the others whichever pipeline the command line asks for.
+    ``evaluation``, ``clustering`` and ``reporting`` read what training stored. ``__default__``
+    runs everything. The folds are planned once here, from the active configuration.
     """
+    folds = fold_plan_or_error()
     data = {
         "preprocessing": preprocessing.create_pipeline(),
         "patching": patching.create_pipeline(),
         "graph_building": graph_building.create_pipeline(),
     }
-    folds = training.create_pipeline()
-    pipelines = {**data, "training": sum(data.values(), Pipeline([])) + folds}
-    pipelines["__default__"] = pipelines["training"]
+    pipelines = {
+        **data,
+        "training": sum(data.values(), Pipeline([])) + training.create_pipeline(folds=folds),
+        "evaluation": evaluation.create_pipeline(folds=folds),
+        "clustering": clustering.create_pipeline(folds=folds),
+        "reporting": evaluation.create_reporting_pipeline(),
+    }
+    pipelines["__default__"] = (
+        pipelines["training"] + pipelines["evaluation"] + pipelines["clustering"] + pipelines["reporting"]
+    )
     return pipelines

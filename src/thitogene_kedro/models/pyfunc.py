@@ -9,6 +9,7 @@ The logged model carries its configuration, gene list, weights and this package'
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import mlflow.pyfunc
@@ -31,45 +32,50 @@ def knn_edges(positions: np.ndarray, k: int, self_loops: bool = False, symmetric
     return edge_index_from_neighbours(knn_neighbours(positions, k), symmetric=symmetric, self_loops=self_loops)
 
 
-class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
-    """Weights, configuration and genes of one trained model, with a section-level ``predict``."""
+# MLflow warns at class creation that ``predict`` has no type hints; the input is a dict of
+# arrays that its type-hint validation cannot describe, so the check is left out on purpose.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
 
-    def __init__(self, artifact: dict[str, Any], registered_name: str, graph: dict[str, Any]) -> None:
-        self.artifact = artifact
-        self.registered_name = registered_name
-        self.graph = graph
-        self._model = None
+    class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
+        """Weights, configuration and genes of one trained model, with a section-level ``predict``."""
 
-    @property
-    def genes(self) -> list[str]:
-        return list(self.artifact["genes"])
+        def __init__(self, artifact: dict[str, Any], registered_name: str, graph: dict[str, Any]) -> None:
+            self.artifact = artifact
+            self.registered_name = registered_name
+            self.graph = graph
+            self._model = None
 
-    def _built(self) -> torch.nn.Module:
-        if self._model is None:
-            model = build_model(self.artifact["model"], len(self.artifact["genes"]))
-            model.load_state_dict(self.artifact["state_dict"])
-            self._model = model.to(resolve_device("auto")).eval()
-        return self._model
+        @property
+        def genes(self) -> list[str]:
+            return list(self.artifact["genes"])
 
-    def load_context(self, context) -> None:  # noqa: ARG002 - MLflow's signature
-        self._built()
+        def _built(self) -> torch.nn.Module:
+            if self._model is None:
+                model = build_model(self.artifact["model"], len(self.artifact["genes"]))
+                model.load_state_dict(self.artifact["state_dict"])
+                self._model = model.to(resolve_device("auto")).eval()
+            return self._model
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_model": None}
+        def load_context(self, context) -> None:  # noqa: ARG002 - MLflow's signature
+            self._built()
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - MLflow's signature
-        """``{"patches": (N,H,W,3) uint8, "positions": (N,2) int[, "edge_index": (2,E)]}`` → N × genes."""
-        if not isinstance(model_input, dict) or not {"patches", "positions"} <= set(model_input):
-            raise ValueError("model input must be a dict with 'patches' (N, H, W, 3) uint8 and 'positions' (N, 2)")
-        patches = np.asarray(model_input["patches"], dtype=np.uint8)
-        positions = np.asarray(model_input["positions"], dtype=np.int64)
-        edges = model_input.get("edge_index")
-        if edges is None:
-            edges = knn_edges(positions, self.graph["k"], self.graph["self_loops"], self.graph["symmetric"])
-        example = SectionExample("input", patches, positions, np.asarray(edges, dtype=np.int64))
-        model = self._built()
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            prediction = model(collate_sections([example]).to(device)).prediction[0].float().cpu().numpy()
-        index = model_input.get("spot_ids")
-        return pd.DataFrame(prediction, columns=self.genes, index=None if index is None else list(index))
+        def __getstate__(self) -> dict[str, Any]:
+            return {**self.__dict__, "_model": None}
+
+        def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - MLflow's signature
+            """``{"patches": (N,H,W,3) uint8, "positions": (N,2) int[, "edge_index": (2,E)]}`` → N × genes."""
+            if not isinstance(model_input, dict) or not {"patches", "positions"} <= set(model_input):
+                raise ValueError("model input must be a dict with 'patches' (N, H, W, 3) uint8 and 'positions' (N, 2)")
+            patches = np.asarray(model_input["patches"], dtype=np.uint8)
+            positions = np.asarray(model_input["positions"], dtype=np.int64)
+            edges = model_input.get("edge_index")
+            if edges is None:
+                edges = knn_edges(positions, self.graph["k"], self.graph["self_loops"], self.graph["symmetric"])
+            example = SectionExample("input", patches, positions, np.asarray(edges, dtype=np.int64))
+            model = self._built()
+            device = next(model.parameters()).device
+            with torch.no_grad():
+                prediction = model(collate_sections([example]).to(device)).prediction[0].float().cpu().numpy()
+            index = model_input.get("spot_ids")
+            return pd.DataFrame(prediction, columns=self.genes, index=None if index is None else list(index))

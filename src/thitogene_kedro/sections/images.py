@@ -87,6 +87,13 @@ class SlideImage:
             region[top - y0 : bottom - y0, left - x0 : right - x0] = inside
         return region, True
 
+    def thumbnail(self, max_px: int) -> tuple[np.ndarray, float]:
+        """The whole image shrunk so its longer side is at most ``max_px``, and the scale applied."""
+        image = self._decoded()
+        scale = min(1.0, max_px / max(self.width, self.height))
+        size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+        return np.asarray(image.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8), scale
+
     def close(self) -> None:
         """Release the decoded pixels."""
         if self._image is not None:

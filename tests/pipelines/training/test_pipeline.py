@@ -18,7 +18,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from tests.conftest import kedro_session
+from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
 from thitogene_kedro.models.pyfunc import knn_edges
@@ -46,6 +46,7 @@ def test_training_records_folds_and_registers_a_loadable_model(project_copy):
 
     run = latest_run()
     assert run.info.status == "FINISHED" and run.data.tags["data_source"] == "synthetic"
+    assert run.data.tags["sections"] == "SYN_A1 SYN_A2 SYN_B1 SYN_B2"
     assert run.data.params["training.optimiser.lr"] == "0.003" and run.data.params["training.model.name"] == "thitogene"
     client = MlflowClient()
     for fold in ("fold_SYN_A1", "fold_SYN_B1"):
@@ -148,3 +149,22 @@ def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_c
     assert summaries["fold_SYN_A1"]["resumed_from_epoch"] == 8  # finished: reused, not retrained
     assert summaries["fold_SYN_B1"]["resumed_from_epoch"] == interrupted_at + 1
     assert summaries["fold_SYN_B1"]["epochs_run"] == 8
+
+
+@pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
+def test_training_on_real_her2st_sections(project_copy, monkeypatch):
+    """her2st environment, three real sections with images, one fold, two epochs, the 785 paper genes."""
+    monkeypatch.setenv("HER2ST_DIR", str(HER2ST_REAL))
+    monkeypatch.setenv("HER2ST_GENE_LIST", str(GENE_LIST_785))
+    params = {
+        "preprocessing": {"sections": "B4 C2 C3 A2"},
+        "training": {"epochs": 2, "cv": {"folds": ["C3"]}},
+    }
+    with kedro_session(project_copy, env="her2st", runtime_params=params) as session:
+        session.run(pipeline_names=["training"])
+    data = project_copy / "data"
+    fold = json.loads((data / "03_primary" / "folds" / "fold_C3" / "fold.json").read_text())
+    assert fold["test"] == ["C3"] and sorted(fold["train"]) == ["B4", "C2"]  # A2 has no image here
+    scores = pd.read_csv(data / "08_reporting" / "fold_C3" / "test_scores.csv")
+    assert scores["spots"].tolist() == [180] and scores["genes"].tolist() == [785]
+    assert int(MlflowClient().get_model_version_by_alias("her2st_thitogene", "champion").version) == 1

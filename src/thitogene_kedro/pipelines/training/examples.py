@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import anndata as ad
 import numpy as np
@@ -17,6 +17,14 @@ from thitogene_kedro.sections.schema import SectionDataError
 Loaders = Mapping[str, Callable[[], Any]]
 
 
+class PreparedSection(NamedTuple):
+    """A section's model input, its spot ids and the spots' full-resolution pixel centres ``(N, 2)``."""
+
+    example: SectionExample
+    spot_ids: np.ndarray
+    spatial: np.ndarray
+
+
 def section_example(
     section: str,
     raw: ad.AnnData,
@@ -25,8 +33,8 @@ def section_example(
     genes: Sequence[str],
     normalisation: NormalisationParams,
     missing_genes: str = "error",
-) -> tuple[SectionExample, np.ndarray]:
-    """One section's model input and its spot ids (``missing_genes``: see ``normalise_section``).
+) -> PreparedSection:
+    """One section's model input, spot ids and pixel centres (``missing_genes``: see ``normalise_section``).
 
     Targets are recomputed from the raw counts for ``genes`` (the reference transform depends on
     the gene set); spots follow the graph's ``spot_ids``, the order the patches were cut in.
@@ -54,7 +62,7 @@ def section_example(
         targets=np.asarray(normalised.X, dtype=np.float32),
         counts=counts.astype(np.float32),
     )
-    return example, spot_ids
+    return PreparedSection(example, spot_ids, np.asarray(normalised.obsm["spatial"], dtype=np.float64))
 
 
 def fold_examples(
@@ -65,7 +73,7 @@ def fold_examples(
     genes: Sequence[str],
     normalisation: NormalisationParams,
     missing_genes: str = "error",
-) -> list[tuple[SectionExample, np.ndarray]]:
+) -> list[PreparedSection]:
     """:func:`section_example` for each of ``sections``, in order.
 
     Raises:

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
-from thitogene_kedro.metrics import pearson_per_gene
+from thitogene_kedro.metrics import pearson_per_gene, section_metrics
 from thitogene_kedro.models import build_model, model_config, resolve_device
 from thitogene_kedro.models.pyfunc import SpotExpressionPredictor
 from thitogene_kedro.models.runtime import Precision
@@ -147,7 +147,7 @@ def train_fold(
         examples = fold_examples(
             sections, raw_sections, section_patches, spot_graphs, gene_names, preprocessing.normalisation
         )
-        return [example for example, _ in examples]
+        return [prepared.example for prepared in examples]
 
     train, validation = load(fold.train), load(fold.validation)
     spec = training.model.model_dump()
@@ -172,6 +172,7 @@ def train_fold(
     )  # fmt: skip
     result = fit(model, train, validation, settings, checkpoints, fingerprint)
     history = pd.DataFrame(result.history)
+    history.insert(0, "fold", fold.name)
     metrics = {
         key: [{"step": int(r["epoch"]), "value": float(r[key])} for r in result.history if key in r]
         for key in ("train_loss", "validation_loss", "seconds", "spots_per_second")
@@ -194,9 +195,11 @@ def train_fold(
         "peak_gpu_memory_mib": result.peak_gpu_memory_mib,
         "wall_seconds": time.perf_counter() - started,
     }
+    training_means = np.concatenate([e.targets for e in train]).mean(axis=0)
     artifact = {
         "model": spec,
         "genes": gene_names,
+        "training_gene_means": [float(v) for v in training_means],  # ranks highly expressed genes, training-side
         "state_dict": result.state_dict,
         "fold": fold.to_dict(),
         "normalisation": preprocessing.normalisation.model_dump(),
@@ -229,27 +232,20 @@ def predict_fold(
     examples = fold_examples(
         fold.test, raw_sections, section_patches, spot_graphs, genes, preprocessing.normalisation, missing_genes="zero"
     )
-    predictions = predict(net, [e for e, _ in examples], device, resolve_precision(training.precision, device))
+    predictions = predict(net, [p.example for p in examples], device, resolve_precision(training.precision, device))
     parts, rows = [], []
-    for (example, spot_ids), prediction in zip(examples, predictions, strict=True):
+    for (example, spot_ids, spatial), prediction in zip(examples, predictions, strict=True):
         pcc = pearson_per_gene(prediction, example.targets)
         rows.append(
-            {
-                "fold": fold.name,
-                "section": example.section_id,
-                "spots": len(spot_ids),
-                "genes": len(genes),
-                "pcc_mean": float(np.nanmean(pcc)),
-                "pcc_median": float(np.nanmedian(pcc)),
-                "genes_nan_pcc": int(np.isnan(pcc).sum()),
-                "mse": float(np.mean((prediction - example.targets) ** 2)),
-            }
+            {"fold": fold.name, "section": example.section_id, "spots": len(spot_ids), "genes": len(genes)}
+            | section_metrics(prediction, example.targets)
         )
         part = ad.AnnData(
             X=prediction.astype(np.float32),
             obs=pd.DataFrame({"section": example.section_id}, index=pd.Index(spot_ids, name="spot")),
             var=pd.DataFrame(index=pd.Index(genes, name="gene")),
             layers={"observed": example.targets},
+            obsm={"spatial": spatial},
         )
         part.obs_names = [f"{example.section_id}:{s}" for s in spot_ids]
         part.var["pcc"] = pcc
@@ -269,7 +265,7 @@ def predict_fold(
     metrics = {
         f"{row['section']}.{key}": {"value": row[key], "step": 0}
         for row in rows
-        for key in ("pcc_mean", "pcc_median", "mse")
+        for key in ("pcc_mean", "pcc_median", "pcc_mean_nan_dropped", "mse", "mae")
     }
     return predictions_adata, scores, metrics
 

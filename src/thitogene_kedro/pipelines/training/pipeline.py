@@ -15,7 +15,7 @@ from kedro.pipeline import Node, Pipeline
 
 from thitogene_kedro.pipelines.training import nodes
 from thitogene_kedro.pipelines.training.folds import FINAL, Fold
-from thitogene_kedro.pipelines.training.planning import current_fold_plan
+from thitogene_kedro.pipelines.training.planning import fold_plan_or_error
 
 logger = logging.getLogger(__name__)
 
@@ -69,19 +69,21 @@ def fold_pipeline(fold: Fold) -> Pipeline:
     )
 
 
-def _planning_error(message: str):
-    def training_configuration_error() -> None:
-        raise ValueError(f"the training folds could not be planned: {message}")
+def planning_error_pipeline(error: Exception, pipeline_name: str) -> Pipeline:
+    """A one-node pipeline that fails with the reason the folds could not be planned."""
 
-    return training_configuration_error
+    def fold_planning_error() -> None:
+        raise ValueError(f"the cross-validation folds could not be planned: {error}")
+
+    logger.debug("Folds not planned for %s: %s", pipeline_name, error)
+    return Pipeline([Node(fold_planning_error, None, f"{pipeline_name}_plan", name=f"{pipeline_name}_planning_error")])
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    try:
-        folds = current_fold_plan()
-    except Exception as error:  # noqa: BLE001 - reported when the training pipeline runs
-        logger.debug("Training folds not planned: %s", error)
-        return Pipeline([Node(_planning_error(str(error)), None, "training_plan", name="training_configuration_error")])
+def create_pipeline(folds: list[Fold] | Exception | None = None, **kwargs) -> Pipeline:
+    """The training pipeline for ``folds`` (default: planned from the active configuration)."""
+    folds = fold_plan_or_error() if folds is None else folds
+    if isinstance(folds, Exception):
+        return planning_error_pipeline(folds, "training")
     pipeline = Pipeline([])
     for fold in folds:
         pipeline += fold_pipeline(fold)

@@ -17,19 +17,14 @@ from kedro.config import AbstractConfigLoader
 from kedro.framework.project import settings
 from kedro.io import AbstractDataset
 
+from thitogene_kedro.active_config import active_config_loader
 from thitogene_kedro.pipelines.training.folds import Fold
-
-_active: dict[str, AbstractConfigLoader] = {}
-
-
-def remember_config_loader(config_loader: AbstractConfigLoader) -> None:
-    """Called by the project hook when a Kedro context is created."""
-    _active["config_loader"] = config_loader
 
 
 def _config_loader() -> AbstractConfigLoader:
-    if "config_loader" in _active:
-        return _active["config_loader"]
+    active = active_config_loader()
+    if active is not None:
+        return active
     return settings.CONFIG_LOADER_CLASS(
         conf_source=str(Path.cwd() / settings.CONF_SOURCE),
         env=os.environ.get("KEDRO_ENV"),
@@ -47,3 +42,11 @@ def current_fold_plan() -> list[Fold]:
     raw_sections = AbstractDataset.from_config("raw_sections", catalog["raw_sections"]).load()
     raw_images = AbstractDataset.from_config("raw_images", catalog["raw_images"]).load()
     return fold_plan(raw_sections, raw_images, parameters.get("preprocessing", {}), parameters.get("training", {}))
+
+
+def fold_plan_or_error() -> list[Fold] | Exception:
+    """The current fold plan, or the error that prevented planning (reported when a pipeline runs)."""
+    try:
+        return current_fold_plan()
+    except Exception as error:  # noqa: BLE001 - reported by the pipelines' error node
+        return error

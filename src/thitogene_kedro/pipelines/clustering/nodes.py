@@ -1,0 +1,133 @@
+"""Nodes of the clustering pipeline: k-means (or Leiden) of observed and predicted expression, ARI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from scipy import sparse
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import kneighbors_graph
+
+from thitogene_kedro.pipelines.clustering.params import ClusteringParams
+
+logger = logging.getLogger(__name__)
+
+
+def cluster_expression(matrix: np.ndarray, spatial: np.ndarray, k: int, params: ClusteringParams) -> np.ndarray:
+    """Cluster labels of spots from their expression ``(N, G)``; see ``ClusteringParams``."""
+    params = ClusteringParams.model_validate(params)
+    data = ad.AnnData(X=np.asarray(matrix, dtype=np.float32))
+    if params.scale:
+        sc.pp.scale(data)
+    n_pcs = int(min(params.n_pcs, data.n_obs - 1, data.n_vars - 1))
+    sc.pp.pca(data, n_comps=n_pcs, random_state=params.seed)
+    if params.method == "kmeans":
+        return KMeans(n_clusters=k, init="k-means++", n_init=params.n_init, random_state=params.seed).fit_predict(
+            data.obsm["X_pca"]
+        )
+    sc.pp.neighbors(data, use_rep="X_pca", random_state=params.seed)
+    spatial_graph = kneighbors_graph(np.asarray(spatial), params.spatial_neighbours, include_self=False)
+    adjacency = sparse.csr_matrix(data.obsp["connectivities"]) + spatial_graph.maximum(spatial_graph.T)
+    sc.tl.leiden(
+        data, adjacency=adjacency, resolution=params.leiden_resolution, random_state=params.seed,
+        flavor="igraph", n_iterations=2, directed=False,
+    )  # fmt: skip
+    return data.obs["leiden"].astype(int).to_numpy()
+
+
+def _annotated(sections: Mapping[str, Callable[[], ad.AnnData]], params: ClusteringParams) -> list[str]:
+    if params.sections != "annotated":
+        return list(params.sections)
+    chosen = []
+    for name, load in sections.items():
+        labels = load().obs["label"]
+        if labels.notna().any() and (~labels.astype(str).isin(params.ignore_labels)).any():
+            chosen.append(name)
+    return chosen
+
+
+def cluster_sections(
+    preprocessed_sections: Mapping[str, Callable[[], ad.AnnData]],
+    params: ClusteringParams,
+    *test_predictions: ad.AnnData,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+    """ARI of clusterings of observed and (where a fold held the section out) predicted expression.
+
+    Returns:
+        ``(scores, assignments, metrics)``: per section and source (observed/predicted) the ARI,
+        k and spots, or the reason there is no predicted expression; per spot the label and the
+        cluster of each source; the ARIs as MLflow metrics.
+    """
+    params = ClusteringParams.model_validate(params)
+    predicted = {}
+    for adata in test_predictions:
+        for section in pd.unique(adata.obs["section"]):
+            part = adata[adata.obs["section"] == section]
+            predicted[section] = pd.DataFrame(
+                np.asarray(part.X), index=[name.split(":", 1)[1] for name in part.obs_names], columns=part.var_names
+            )
+    rows, assignments = [], []
+    for section in _annotated(preprocessed_sections, params):
+        observed = preprocessed_sections[section]()
+        labels = observed.obs["label"].astype("string")
+        keep = labels.notna() & ~labels.isin(params.ignore_labels)
+        observed = observed[keep.to_numpy()]
+        truth = labels[keep].astype(str).to_numpy()
+        k = len(np.unique(truth))
+        spatial = np.asarray(observed.obsm["spatial"])
+        table = pd.DataFrame(
+            {"section": section, "spot": observed.obs_names, "label": truth, "x": spatial[:, 0], "y": spatial[:, 1]}
+        )
+        sources = {"observed": np.asarray(observed.X)}
+        if section in predicted:
+            sources["predicted"] = predicted[section].reindex(observed.obs_names).to_numpy()
+        else:
+            reason = "no held-out prediction: the section has no image or is in no fold's test set"
+            rows.append(
+                {"section": section, "source": "predicted", "k": k, "spots": len(truth), "ari": np.nan, "note": reason}
+            )
+            logger.info("Clustering %s: observed expression only (%s)", section, reason)
+        for source, matrix in sources.items():
+            clusters = cluster_expression(matrix, spatial, k, params)
+            ari = round(float(adjusted_rand_score(truth, clusters)), 3)
+            rows.append(
+                {"section": section, "source": source, "k": k, "spots": len(truth), "ari": ari, "note": params.method}
+            )
+            table[f"cluster_{source}"] = clusters
+        assignments.append(table)
+    scores = pd.DataFrame(rows, columns=["section", "source", "k", "spots", "ari", "note"])
+    for row in scores.dropna(subset=["ari"]).itertuples():
+        logger.info("Clustering %s (%s expression, k=%d): ARI %.3f", row.section, row.source, row.k, row.ari)
+    metrics = {
+        f"{r.section}.{r.source}_ari": {"value": float(r.ari), "step": 0}
+        for r in scores.dropna(subset=["ari"]).itertuples()
+    }
+    return scores, pd.concat(assignments, ignore_index=True) if assignments else pd.DataFrame(), metrics
+
+
+def plot_cluster_maps(
+    assignments: pd.DataFrame, raw_images: Mapping[str, Callable[[], Any]], params: ClusteringParams
+) -> dict[str, Any]:
+    """Per clustered section: the annotation next to each clustering, on the tissue where there is an image."""
+    from thitogene_kedro.pipelines.evaluation.figures import cluster_maps  # noqa: PLC0415 - matplotlib on demand
+
+    params = ClusteringParams.model_validate(params)
+    figures = {}
+    for section, table in assignments.groupby("section", sort=False):
+        image, scale = None, 1.0
+        if section in raw_images:
+            with raw_images[section]() as slide:
+                image, scale = slide.thumbnail(params.image_max_px)
+        panels = {"annotation": table["label"].to_numpy()}
+        panels |= {
+            c.removeprefix("cluster_") + " clusters": table[c].to_numpy() for c in table if c.startswith("cluster_")
+        }
+        figures[f"{section}_clusters"] = cluster_maps(section, table[["x", "y"]].to_numpy(), panels, image, scale)
+    return figures

@@ -1,0 +1,315 @@
+"""Nodes of the evaluation pipeline: per-section and per-gene scores, aggregates, model comparison."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anndata as ad
+import mlflow
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from thitogene_kedro.metrics import pearson_with_p, section_metrics
+from thitogene_kedro.pipelines.evaluation.params import EvaluationParams
+from thitogene_kedro.pipelines.training.params import TrainingParams
+
+logger = logging.getLogger(__name__)
+
+
+def model_label(training: TrainingParams) -> str:
+    """``name/preset`` plus the overrides, e.g. ``thitogene/small{"components":{"gat":false}}``."""
+    training = TrainingParams.model_validate(training)
+    spec = training.model
+    overrides = json.dumps(spec.overrides, sort_keys=True, separators=(",", ":")) if spec.overrides else ""
+    return f"{spec.name}/{spec.preset}{overrides}"
+
+
+def evaluate_fold(
+    test_predictions: ad.AnnData, model: Mapping[str, Any], evaluation: EvaluationParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores of one fold's held-out sections.
+
+    Returns:
+        ``(sections, genes)``: one row per section (``metrics.section_metrics`` plus
+        ``pcc_top_expressed``: the mean PCC over the ``top_expressed`` genes with the highest mean
+        expression in the fold's *training* sections), and one row per section × gene (PCC,
+        p-value, -log10 p, observed and predicted means).
+    """
+    evaluation = EvaluationParams.model_validate(evaluation)
+    fold = test_predictions.uns["fold"]["name"]
+    genes = np.asarray(test_predictions.var_names)
+    ranking = np.argsort(-np.asarray(model["training_gene_means"]), kind="stable")[: evaluation.top_expressed]
+    section_rows, gene_tables = [], []
+    for section in pd.unique(test_predictions.obs["section"]):
+        part = test_predictions[test_predictions.obs["section"] == section]
+        predicted, observed = (
+            np.asarray(part.X, dtype=np.float64),
+            np.asarray(part.layers["observed"], dtype=np.float64),
+        )
+        r, p = pearson_with_p(predicted, observed)
+        top = np.nan_to_num(r[ranking], nan=0.0)
+        section_rows.append(
+            {"fold": fold, "section": section, "spots": part.n_obs, "genes": part.n_vars}
+            | section_metrics(predicted, observed)
+            | {"pcc_top_expressed": float(top.mean())}
+        )
+        with np.errstate(divide="ignore"):
+            neg_log_p = -np.log10(p)
+        gene_tables.append(
+            pd.DataFrame(
+                {
+                    "fold": fold,
+                    "section": section,
+                    "gene": genes,
+                    "pcc": r,
+                    "p_value": p,
+                    "neg_log10_p": neg_log_p,
+                    "observed_mean": observed.mean(axis=0),
+                    "predicted_mean": predicted.mean(axis=0),
+                }
+            )
+        )
+    return pd.DataFrame(section_rows), pd.concat(gene_tables, ignore_index=True)
+
+
+def summarise_evaluation(
+    evaluation: EvaluationParams, training: TrainingParams, *tables: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+    """All folds together: ``tables`` are each fold's ``(sections, genes)`` outputs, in that order.
+
+    Returns:
+        ``(sections, summary, genes, metrics)``: every held-out section's scores (with the model
+        label), the mean ± standard deviation over sections of each score, per gene the mean PCC
+        and mean -log10 p across sections (ranked by the latter, as the paper's Figure 4), and the
+        headline numbers as MLflow metrics.
+    """
+    evaluation = EvaluationParams.model_validate(evaluation)
+    sections = pd.concat(tables[0::2], ignore_index=True)
+    genes = pd.concat(tables[1::2], ignore_index=True)
+    sections.insert(0, "model", model_label(training))
+    columns = ["pcc_mean", "pcc_median", "pcc_mean_nan_dropped", "pcc_top_expressed", "mse", "mae", "genes_nan_pcc"]
+    summary = pd.DataFrame(
+        {
+            "score": columns,
+            "mean": [float(sections[c].mean()) for c in columns],
+            "sd": [float(sections[c].std(ddof=1)) if len(sections) > 1 else float("nan") for c in columns],
+            "median": [float(sections[c].median()) for c in columns],
+            "sections": len(sections),
+        }
+    )
+    per_gene = (
+        genes.assign(pcc_as_zero=genes["pcc"].fillna(0.0))
+        .groupby("gene", sort=False)
+        .agg(
+            pcc_mean=("pcc_as_zero", "mean"),
+            neg_log10_p_mean=("neg_log10_p", "mean"),
+            sections=("section", "nunique"),
+            sections_nan_pcc=("pcc", lambda s: int(s.isna().sum())),
+            observed_mean=("observed_mean", "mean"),
+        )
+        .sort_values("neg_log10_p_mean", ascending=False)
+        .reset_index()
+    )
+    per_gene.insert(0, "rank", np.arange(1, len(per_gene) + 1))
+    metrics = {
+        f"{row.score}_{stat}": {"value": float(getattr(row, stat)), "step": 0}
+        for row in summary.itertuples()
+        for stat in ("mean", "sd")
+        if np.isfinite(getattr(row, stat))
+    }
+    top = per_gene.head(evaluation.top_genes)["gene"].tolist()
+    logger.info(
+        "Evaluation over %d held-out section(s): PCC %.3f ± %.3f (reference nan-dropping mean %.3f); top genes %s",
+        len(sections), summary.loc[0, "mean"], summary.loc[0, "sd"], summary.loc[2, "mean"], top[:5],
+    )  # fmt: skip
+    return sections, summary, per_gene, metrics
+
+
+def _same_protocol_runs(current: mlflow.entities.Run | None, experiment_id: str) -> list[mlflow.entities.Run]:
+    if current is None:
+        return []
+    tags, params = current.data.tags, current.data.params
+    keys = ["training.cv.scheme", "training.cv.folds", "preprocessing.sections", "training.cv.held_out_sections"]
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id], filter_string="attributes.status = 'FINISHED'", output_format="list",
+        order_by=["attributes.start_time DESC"],
+    )  # fmt: skip
+    return [
+        run
+        for run in runs
+        if run.data.tags.get("data_source") == tags.get("data_source")
+        and run.data.tags.get("sections") == tags.get("sections")
+        and all(run.data.params.get(k) == params.get(k) for k in keys)
+    ]
+
+
+def earlier_results(compare: list[str] | str) -> pd.DataFrame:
+    """Per-section scores of earlier runs to compare with (see ``ComparisonParams``)."""
+    active = mlflow.active_run()
+    current = mlflow.get_run(active.info.run_id) if active else None
+    if compare == "none" or (compare == "same_protocol" and current is None):
+        return pd.DataFrame()
+    if compare == "same_protocol":
+        runs = _same_protocol_runs(current, current.info.experiment_id)
+    else:
+        runs = [mlflow.get_run(run_id) for run_id in compare]
+    tables, seen = [], set()
+    for run in runs:
+        if current is not None and run.info.run_id == current.info.run_id:
+            continue
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="evaluation/sections.csv")
+        except Exception:  # noqa: BLE001 - runs without an evaluation (e.g. training only) are skipped
+            logger.info("Run %s has no evaluation/sections.csv; not compared", run.info.run_id)
+            continue
+        table = pd.read_csv(path)
+        label = str(table["model"].iloc[0])
+        if compare == "same_protocol" and label in seen:
+            continue  # the latest run per model configuration
+        seen.add(label)
+        tables.append(table.assign(run_id=run.info.run_id))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def compare_models(sections: pd.DataFrame, evaluation: EvaluationParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """This run's per-section scores next to earlier runs' under the same protocol.
+
+    Returns:
+        ``(scores, tests)``: every model's per-section ``pcc_mean`` (long format), and per other
+        model the paired difference to this run's model over the shared sections with a
+        two-sided Wilcoxon signed-rank test (exact for small samples).
+    """
+    evaluation = EvaluationParams.model_validate(evaluation)
+    active = mlflow.active_run()
+    current = sections.assign(run_id=active.info.run_id if active else "this run")
+    others = earlier_results(evaluation.compare.runs)
+    scores = pd.concat([current, others], ignore_index=True) if not others.empty else current
+    scores = scores[["model", "run_id", "fold", "section", "pcc_mean", "pcc_top_expressed", "mse"]]
+    this = str(current["model"].iloc[0])
+    wide = scores.pivot_table(index="section", columns="model", values="pcc_mean", aggfunc="first")
+    rows = []
+    for other in [m for m in wide.columns if m != this]:
+        paired = wide[[this, other]].dropna()
+        difference = paired[this] - paired[other]
+        test = stats.wilcoxon(difference) if len(paired) >= 2 and (difference != 0).any() else None
+        rows.append(
+            {
+                "model": this,
+                "versus": other,
+                "sections": len(paired),
+                "pcc_mean_model": float(paired[this].mean()) if len(paired) else float("nan"),
+                "pcc_mean_versus": float(paired[other].mean()) if len(paired) else float("nan"),
+                "mean_difference": float(difference.mean()) if len(paired) else float("nan"),
+                "wins": int((difference > 0).sum()),
+                "wilcoxon_statistic": float(test.statistic) if test else float("nan"),
+                "wilcoxon_p": float(test.pvalue) if test else float("nan"),
+            }
+        )
+    tests = pd.DataFrame(
+        rows,
+        columns=[
+            "model",
+            "versus",
+            "sections",
+            "pcc_mean_model",
+            "pcc_mean_versus",
+            "mean_difference",
+            "wins",
+            "wilcoxon_statistic",
+            "wilcoxon_p",
+        ],
+    )  # noqa: E501
+    if rows:
+        logger.info("Compared %s with %d other model(s) section by section", this, len(rows))
+    return scores, tests
+
+
+def plot_model_figures(scores: pd.DataFrame) -> tuple[Any, Any]:
+    """PCC box plot per model (Figure 2) and the model/ablation bar chart (Figure 3)."""
+    from thitogene_kedro.pipelines.evaluation.figures import model_bars, pcc_boxplot  # noqa: PLC0415
+
+    return pcc_boxplot(scores), model_bars(scores)
+
+
+def plot_training_curves(*histories: pd.DataFrame) -> Any:
+    """Loss per epoch of every fold (the fold name is read from each history's ``fold`` column)."""
+    from thitogene_kedro.pipelines.evaluation.figures import training_curves  # noqa: PLC0415
+
+    return training_curves({str(h["fold"].iloc[0]): h for h in histories})
+
+
+def plot_spatial_maps(
+    genes: pd.DataFrame, raw_images: Mapping[str, Any], evaluation: EvaluationParams, *test_predictions: ad.AnnData
+) -> dict[str, Any]:
+    """Per held-out section, observed vs predicted maps of the top genes (by mean -log10 p)."""
+    from thitogene_kedro.pipelines.evaluation.figures import spatial_maps  # noqa: PLC0415
+
+    evaluation = EvaluationParams.model_validate(evaluation)
+    top = genes.head(evaluation.map_genes)["gene"].tolist()
+    figures = {}
+    for adata in test_predictions:
+        for section in pd.unique(adata.obs["section"]):
+            part = adata[adata.obs["section"] == section, top]
+            observed = pd.DataFrame(np.asarray(part.layers["observed"]), columns=top)
+            predicted = pd.DataFrame(np.asarray(part.X), columns=top)
+            r, _ = pearson_with_p(predicted.to_numpy(), observed.to_numpy())
+            image, scale = None, 1.0
+            if section in raw_images:
+                with raw_images[section]() as slide:
+                    image, scale = slide.thumbnail(evaluation.image_max_px)
+            figures[f"{section}_top_genes"] = spatial_maps(
+                section,
+                np.asarray(part.obsm["spatial"]),
+                observed,
+                predicted,
+                dict(zip(top, r, strict=True)),
+                image,
+                scale,
+            )
+    return figures
+
+
+def write_report(
+    evaluation_summary: pd.DataFrame,
+    evaluation_sections: pd.DataFrame,
+    evaluation_genes: pd.DataFrame,
+    model_comparison: pd.DataFrame,
+    clustering_scores: pd.DataFrame,
+    pcc_boxplot: Any,
+    model_bars: Any,
+    training_curves: Any,
+    spatial_maps: Mapping[str, Any],
+    cluster_maps: Mapping[str, Any],
+    training: TrainingParams,
+) -> str:
+    """The run's tables and figures as one self-contained HTML page (``08_reporting/report.html``)."""
+    from thitogene_kedro.pipelines.evaluation.report import build_report  # noqa: PLC0415
+
+    label = model_label(training)
+    tables = {
+        "Summary over held-out sections": evaluation_summary,
+        "Held-out sections": evaluation_sections,
+        "Genes ranked by mean -log10 p": evaluation_genes,
+        "Comparison with earlier runs (paired by section)": model_comparison,
+        "Clustering (ARI against the annotation)": clustering_scores,
+    }
+    notes = {
+        "Summary over held-out sections": (
+            "PCC per gene across a section's spots; constant predictions or targets give NaN, counted in "
+            "genes_nan_pcc and taken as 0 in pcc_mean; pcc_mean_nan_dropped is the reference's nanmean. "
+            "pcc_top_expressed: genes with the highest mean expression in each fold's training sections."
+        ),
+        "Comparison with earlier runs (paired by section)": "two-sided Wilcoxon signed-rank test of per-section mean PCC",
+    }
+    figures = {
+        "PCC per held-out section": pcc_boxplot,
+        "Models and ablations": model_bars,
+        "Training curves": training_curves,
+    }
+    figures |= {f"Spatial maps {k}": v for k, v in sorted(spatial_maps.items())}
+    figures |= {f"Clusters {k}": v for k, v in sorted(cluster_maps.items())}
+    return build_report(f"thitogene-kedro run: {label}", tables, figures, notes)
