@@ -84,7 +84,7 @@ def spatial_maps(
     One row per gene; both panels of a row share one colour scale.
     """
     genes = list(observed.columns)
-    figure, axes = plt.subplots(len(genes), 2, figsize=(8, 3.6 * len(genes)), squeeze=False)
+    figure, axes = plt.subplots(len(genes), 2, figsize=(9, 3.8 * len(genes)), squeeze=False, layout="constrained")
     xy = np.asarray(spatial) * scale
     for row, gene in enumerate(genes):
         low = float(min(observed[gene].min(), predicted[gene].min()))
@@ -108,7 +108,7 @@ def cluster_maps(
     section: str, spatial: np.ndarray, panels: Mapping[str, np.ndarray], image: np.ndarray | None, scale: float
 ) -> Image.Image:
     """The annotation next to each clustering of one section (paper Figure 5); categorical colours."""
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4.4), squeeze=False, layout="constrained")
     xy = np.asarray(spatial) * scale
     for axis, (title, labels) in zip(axes[0], panels.items(), strict=True):
         if image is not None:
