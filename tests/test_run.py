@@ -38,6 +38,20 @@ def test_default_run_on_synthetic_demo(project_copy, monkeypatch):
     # Held-out PCC well above chance (0): the synthetic expression follows the image.
     assert cv["pcc_mean"].mean() > 0.2, cv
     assert runs["metrics.cv.pcc_mean_over_sections"].iloc[0] == pytest.approx(cv["pcc_mean"].mean())
+    # evaluation, clustering, figures and the report
+    summary = pd.read_csv(data / "08_reporting" / "evaluation" / "summary.csv").set_index("score")
+    assert summary.loc["pcc_mean", "mean"] == pytest.approx(cv["pcc_mean"].mean())
+    clustering = pd.read_csv(data / "08_reporting" / "clustering" / "scores.csv")
+    assert set(clustering["section"]) == set(sections) and clustering["ari"].notna().all()
+    figures = data / "08_reporting" / "figures"
+    pngs = [figures / f"{n}.png" for n in ("pcc_boxplot", "model_bars", "training_curves")]
+    pngs += [figures / "spatial_maps" / f"{s}_top_genes.png" for s in sections]
+    pngs += [figures / "cluster_maps" / f"{s}_clusters.png" for s in sections]
+    assert all(p.stat().st_size > 10_000 for p in pngs)
+    report = (data / "08_reporting" / "report.html").read_text()
+    assert report.count("<img") == len(pngs) and "Held-out sections" in report
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs["run_id"].iloc[0], "figures")}
+    assert {"figures/pcc_boxplot.png", "figures/spatial_maps", "figures/cluster_maps"} <= artifacts
 
 
 def test_invalid_parameter_stops_the_run_naming_the_key(project_copy):
