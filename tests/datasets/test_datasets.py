@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -9,9 +12,11 @@ import pytest
 from kedro.io import DatasetError, Version
 from kedro.io.core import generate_timestamp
 from kedro_datasets.partitions import PartitionedDataset
+from PIL import Image
 
 from thitogene_kedro.datasets import (
     AnnDataDataset,
+    FigureDataset,
     GeneListDataset,
     NumpyDataset,
     SectionImagesDataset,
@@ -99,3 +104,12 @@ def test_section_images_dataset_lists_only_sections_with_images(toy_her2st):
     assert sorted(images) == ["A1"]
     with images["A1"]() as image:
         assert isinstance(image, SlideImage) and (image.width, image.height) == (200, 200)
+
+
+def test_figure_dataset_round_trip_and_kedro_viz_preview(tmp_path):
+    image = Image.new("RGB", (40, 30), (200, 10, 10))
+    dataset = FigureDataset(filepath=str(tmp_path / "figures" / "f.png"))
+    dataset.save(image)
+    assert dataset.load().size == (40, 30)
+    preview = Image.open(io.BytesIO(base64.b64decode(dataset.preview())))
+    assert preview.size == (40, 30) and preview.getpixel((0, 0))[:3] == (200, 10, 10)

@@ -2,6 +2,7 @@
 
 from thitogene_kedro.datasets.anndata_dataset import AnnDataDataset
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset, CheckpointStore
+from thitogene_kedro.datasets.figure_dataset import FigureDataset
 from thitogene_kedro.datasets.gene_list_dataset import GeneListDataset
 from thitogene_kedro.datasets.numpy_dataset import NumpyDataset
 from thitogene_kedro.datasets.registered_model_dataset import RegisteredModelDataset
@@ -13,6 +14,7 @@ __all__ = [
     "AnnDataDataset",
     "CheckpointDataset",
     "CheckpointStore",
+    "FigureDataset",
     "GeneListDataset",
     "NumpyDataset",
     "RegisteredModelDataset",
