@@ -95,8 +95,9 @@ def spatial_maps(
                 axis.imshow(image)
             points = axis.scatter(xy[:, 0], xy[:, 1], c=values, s=18, cmap="viridis", vmin=low, vmax=high, alpha=0.85)
             axis.set_title(f"{section} {gene}: {title}" + (f" (PCC {pcc[gene]:.2f})" if column else ""), fontsize=9)
-            axis.set_xlabel("x (pixels, thumbnail)")
-            axis.set_ylabel("y (pixels, thumbnail)")
+            unit = "thumbnail pixels" if image is not None else "full-resolution pixels"
+            axis.set_xlabel(f"x ({unit})")
+            axis.set_ylabel(f"y ({unit})")
             if image is None:
                 axis.invert_yaxis()
                 axis.set_aspect("equal")
@@ -118,8 +119,9 @@ def cluster_maps(
             chosen = np.asarray(pd.Series(labels).astype(str)) == category
             axis.scatter(xy[chosen, 0], xy[chosen, 1], s=16, color=plt.cm.tab10(index % 10), label=category)
         axis.set_title(f"{section}: {title}", fontsize=9)
-        axis.set_xlabel("x (pixels, thumbnail)")
-        axis.set_ylabel("y (pixels, thumbnail)")
+        unit = "thumbnail pixels" if image is not None else "full-resolution pixels; no image"
+        axis.set_xlabel(f"x ({unit})")
+        axis.set_ylabel(f"y ({unit})")
         if image is None:
             axis.invert_yaxis()
             axis.set_aspect("equal")
