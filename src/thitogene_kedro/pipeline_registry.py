@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from thitogene_kedro.pipelines import clustering, evaluation, graph_building, patching, preprocessing, training
+from thitogene_kedro.pipelines import (
+    clustering,
+    evaluation,
+    graph_building,
+    inference,
+    patching,
+    preprocessing,
+    training,
+)
 from thitogene_kedro.pipelines.training.planning import fold_plan_or_error
 
 
@@ -14,7 +22,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     ``training`` includes the data pipelines it needs, so ``kedro run --pipelines training`` works
     on a fresh clone; ``--namespaces fold_<id>`` runs one fold alone (on existing data outputs).
     ``evaluation``, ``clustering`` and ``reporting`` read what training stored. ``__default__``
-    runs everything. The folds are planned once here, from the active configuration.
+    runs all of these; ``inference`` (a new slide with a registered model) runs on request. The folds are planned once here, from the active configuration.
     """
     folds = fold_plan_or_error()
     data = {
@@ -28,6 +36,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation": evaluation.create_pipeline(folds=folds),
         "clustering": clustering.create_pipeline(folds=folds),
         "reporting": evaluation.create_reporting_pipeline(),
+        "inference": inference.create_pipeline(),
     }
     pipelines["__default__"] = (
         pipelines["training"] + pipelines["evaluation"] + pipelines["clustering"] + pipelines["reporting"]

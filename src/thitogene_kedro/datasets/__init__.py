@@ -4,6 +4,7 @@ from thitogene_kedro.datasets.anndata_dataset import AnnDataDataset
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset, CheckpointStore
 from thitogene_kedro.datasets.figure_dataset import FigureDataset
 from thitogene_kedro.datasets.gene_list_dataset import GeneListDataset
+from thitogene_kedro.datasets.inference_datasets import RegistryModelDataset, SlideImageDataset, SpotTableDataset
 from thitogene_kedro.datasets.numpy_dataset import NumpyDataset
 from thitogene_kedro.datasets.registered_model_dataset import RegisteredModelDataset
 from thitogene_kedro.datasets.section_images_dataset import SectionImagesDataset
@@ -18,8 +19,11 @@ __all__ = [
     "GeneListDataset",
     "NumpyDataset",
     "RegisteredModelDataset",
+    "RegistryModelDataset",
     "SectionCollection",
     "SectionImagesDataset",
+    "SlideImageDataset",
     "SpatialSectionsDataset",
+    "SpotTableDataset",
     "TorchModelDataset",
 ]

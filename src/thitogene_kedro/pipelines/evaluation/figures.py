@@ -127,3 +127,22 @@ def cluster_maps(
             axis.set_aspect("equal")
         axis.legend(fontsize=6, loc="lower left", framealpha=0.7)
     return to_image(figure)
+
+
+def prediction_maps(
+    title: str, spatial: np.ndarray, values: pd.DataFrame, image: np.ndarray | None, scale: float
+) -> Image.Image:
+    """Predicted expression of some genes over a slide, one panel per gene (inference)."""
+    genes = list(values.columns)
+    figure, axes = plt.subplots(1, len(genes), figsize=(4.6 * len(genes), 4.4), squeeze=False, layout="constrained")
+    xy = np.asarray(spatial) * scale
+    for axis, gene in zip(axes[0], genes, strict=True):
+        if image is not None:
+            axis.imshow(image)
+        points = axis.scatter(xy[:, 0], xy[:, 1], c=values[gene], s=14, cmap="viridis", alpha=0.85)
+        axis.set_title(f"{title}: {gene}", fontsize=9)
+        unit = "thumbnail pixels" if image is not None else "full-resolution pixels"
+        axis.set_xlabel(f"x ({unit})")
+        axis.set_ylabel(f"y ({unit})")
+        figure.colorbar(points, ax=axis, shrink=0.8, label="predicted log-normalised expression")
+    return to_image(figure)

@@ -1,0 +1,224 @@
+"""Nodes of the inference pipeline: spots (given or a grid over the tissue), patches, prediction, maps."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy import ndimage
+
+from thitogene_kedro.models import model_config
+from thitogene_kedro.models.pyfunc import knn_edges
+from thitogene_kedro.pipelines.inference.params import InferenceParams
+from thitogene_kedro.sections.images import SlideImage
+from thitogene_kedro.sections.schema import SectionDataError
+
+logger = logging.getLogger(__name__)
+
+_PLAUSIBLE_MPP = (0.05, 20.0)
+
+
+def image_mpp(image: SlideImage, params: InferenceParams) -> float:
+    """Microns per pixel: the parameter, else the image's resolution metadata, else the training value."""
+    params = InferenceParams.model_validate(params)
+    if params.mpp is not None:
+        return params.mpp
+    with Image.open(image.path) as opened:
+        dpi = opened.info.get("dpi") or opened.info.get("resolution")
+    if dpi:
+        mpp = 25_400 / float(dpi[0])
+        if _PLAUSIBLE_MPP[0] <= mpp <= _PLAUSIBLE_MPP[1]:
+            logger.info("%s: %.3f µm/px from the image's resolution metadata", image.path.name, mpp)
+            return mpp
+    logger.warning(
+        "%s: no usable resolution metadata; assuming the training data's %.3f µm/px (set inference.mpp)",
+        image.path.name, params.training_mpp,
+    )  # fmt: skip
+    return params.training_mpp
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of 8-bit values."""
+    histogram = np.bincount(np.clip(values.ravel(), 0, 255).astype(np.int64), minlength=256).astype(np.float64)
+    weights = np.cumsum(histogram)
+    means = np.cumsum(histogram * np.arange(256))
+    total, total_mean = weights[-1], means[-1]
+    between = (total_mean * weights - means * total) ** 2 / np.maximum(weights * (total - weights), 1e-12)
+    return float(np.argmax(between))
+
+
+def tissue_mask(thumbnail: np.ndarray) -> np.ndarray:
+    """Boolean tissue mask of an RGB thumbnail: darker than the grey-level Otsu threshold or more
+    saturated than the saturation Otsu threshold, opened, holes filled, small specks removed."""
+    rgb = thumbnail.astype(np.float64)
+    grey = rgb.mean(axis=2)
+    saturation = rgb.max(axis=2) - rgb.min(axis=2)
+    mask = (grey < otsu_threshold(grey)) | (saturation > max(otsu_threshold(saturation), 20))
+    mask = ndimage.binary_opening(mask, iterations=2)
+    mask = ndimage.binary_fill_holes(mask)
+    labels, count = ndimage.label(mask)
+    if count:
+        sizes = ndimage.sum(mask, labels, range(1, count + 1))
+        mask = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.01 * mask.size))
+    return mask
+
+
+def grid_spots(mask: np.ndarray, scale: float, pitch_px: float, density: int) -> pd.DataFrame:
+    """Spots on a square grid of ``pitch_px / density`` (full-resolution pixels) over the mask.
+
+    Array coordinates count base-pitch steps from the tissue's corner, starting at 1, so a denser
+    grid shares position indices between neighbouring spots.
+    """
+    rows, columns = np.nonzero(mask)
+    if len(rows) == 0:
+        raise ValueError("no tissue found on the slide")
+    x0, x1 = columns.min() / scale, (columns.max() + 1) / scale
+    y0, y1 = rows.min() / scale, (rows.max() + 1) / scale
+    step = pitch_px / density
+    xs, ys = np.arange(x0 + step / 2, x1, step), np.arange(y0 + step / 2, y1, step)
+    gx, gy = np.meshgrid(xs, ys)
+    on = mask[
+        np.clip((gy * scale).astype(int), 0, mask.shape[0] - 1), np.clip((gx * scale).astype(int), 0, mask.shape[1] - 1)
+    ]
+    ix, iy = np.meshgrid(np.arange(len(xs)), np.arange(len(ys)))
+    spots = pd.DataFrame(
+        {
+            "pixel_x": gx[on],
+            "pixel_y": gy[on],
+            "array_x": ix[on] // density + 1,
+            "array_y": iy[on] // density + 1,
+        }
+    )
+    spots.index = pd.Index([f"grid_{x}_{y}" for x, y in zip(ix[on], iy[on], strict=True)], name="spot_id")
+    return spots
+
+
+def prepare_spots(
+    inference_image: SlideImage,
+    inference_spots: pd.DataFrame | None,
+    inference_model: dict[str, Any],
+    params: InferenceParams,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The spots to predict (given, or a grid over the tissue) with array coordinates, and slide facts.
+
+    Raises:
+        SectionDataError: spots outside the image, no tissue, or coordinates the model cannot embed.
+    """
+    params = InferenceParams.model_validate(params)
+    image = inference_image
+    mpp = image_mpp(image, params)
+    pitch_px = params.spot_pitch_um / mpp
+    if inference_spots is None:
+        thumbnail, scale = image.thumbnail(params.tissue_max_px)
+        try:
+            spots = grid_spots(tissue_mask(thumbnail), scale, pitch_px, params.grid_density)
+        except ValueError as error:
+            raise SectionDataError(image.path, None, str(error)) from error
+        source = "grid"
+    else:
+        spots = inference_spots.copy()
+        source = "table"
+        if not {"array_x", "array_y"} <= set(spots.columns):
+            origin = spots[["pixel_x", "pixel_y"]].min().to_numpy()
+            grid = np.round((spots[["pixel_x", "pixel_y"]].to_numpy() - origin) / pitch_px).astype(np.int64) + 1
+            spots["array_x"], spots["array_y"] = grid[:, 0], grid[:, 1]
+    outside = (
+        (spots["pixel_x"] < 0)
+        | (spots["pixel_x"] >= image.width)
+        | (spots["pixel_y"] < 0)
+        | (spots["pixel_y"] >= image.height)
+    )
+    if outside.any():
+        raise SectionDataError(
+            image.path,
+            None,
+            f"{int(outside.sum())} spot(s) lie outside the {image.width}×{image.height} image: {list(spots.index[outside][:5])}",
+        )
+    predictor = inference_model["predictor"]
+    config = model_config(predictor.artifact["model"], len(predictor.genes))
+    table = getattr(config, "position_table_size", 64)
+    too_far = (spots[["array_x", "array_y"]].to_numpy() >= table).any(axis=1)
+    if too_far.any():
+        raise SectionDataError(
+            image.path, None,
+            f"{int(too_far.sum())} spot(s) have array coordinates ≥ {table}, the model's position table; "
+            "the slide is larger than the training arrays (give a spot table or crop the image)",
+        )  # fmt: skip
+    info = {
+        "image": str(image.path), "width": image.width, "height": image.height, "mpp": mpp,
+        "training_mpp": params.training_mpp, "spots_from": source, "n_spots": len(spots),
+        "patch_px": int(round(config.patch_size * params.training_mpp / mpp)), "patch_size": int(config.patch_size),
+    }  # fmt: skip
+    logger.info(
+        "%s: %d spots (%s), %.3f µm/px, %d-px patches resized to %d",
+        image.path.name,
+        len(spots),
+        source,
+        mpp,
+        info["patch_px"],
+        info["patch_size"],
+    )
+    return spots, info
+
+
+def cut_slide_patches(inference_image: SlideImage, spots: pd.DataFrame, info: dict[str, Any]) -> np.ndarray:
+    """One patch per spot of the training physical size, resized to the model's patch size (uint8)."""
+    size, target = int(info["patch_px"]), int(info["patch_size"])
+    patches = np.empty((len(spots), target, target, 3), dtype=np.uint8)
+    with inference_image as image:
+        for i, (x, y) in enumerate(spots[["pixel_x", "pixel_y"]].to_numpy()):
+            region, _ = image.read_region(int(np.floor(x)) - size // 2, int(np.floor(y)) - size // 2, size, size)
+            if size != target:
+                region = np.asarray(Image.fromarray(region).resize((target, target), Image.Resampling.BILINEAR))
+            patches[i] = region
+    return patches
+
+
+def predict_slide(
+    inference_model: dict[str, Any], patches: np.ndarray, spots: pd.DataFrame, info: dict[str, Any]
+) -> ad.AnnData:
+    """Predicted expression per spot as a spatial AnnData (``obsm['spatial']`` = pixel centres)."""
+    predictor = inference_model["predictor"]
+    positions = spots[["array_x", "array_y"]].to_numpy(dtype=np.int64)
+    graph = predictor.graph
+    edges = knn_edges(positions, graph["k"], graph["self_loops"], graph["symmetric"])
+    table = predictor.predict(None, {"patches": patches, "positions": positions, "edge_index": edges})
+    adata = ad.AnnData(
+        X=table.to_numpy(dtype=np.float32),
+        obs=spots.copy(),
+        var=pd.DataFrame(index=pd.Index(predictor.genes, name="gene")),
+        obsm={"spatial": spots[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)},
+    )
+    adata.uns["model"] = {k: inference_model[k] for k in ("uri", "name", "version", "run_id")}
+    adata.uns["slide"] = dict(info)
+    adata.uns["spatial"] = {
+        "slide": {
+            "scalefactors": {"tissue_hires_scalef": 1.0, "spot_diameter_fullres": 100.0 / info["mpp"]},
+            "images": {},
+        }
+    }
+    return adata
+
+
+def plot_slide_maps(predictions: ad.AnnData, inference_image: SlideImage, params: InferenceParams) -> dict[str, Any]:
+    """PNG maps of chosen genes over the slide thumbnail (``map_genes``: names, or the N most variable)."""
+    from thitogene_kedro.pipelines.evaluation.figures import prediction_maps  # noqa: PLC0415 - matplotlib on demand
+
+    params = InferenceParams.model_validate(params)
+    if isinstance(params.map_genes, int):
+        order = np.argsort(-np.asarray(predictions.X).var(axis=0), kind="stable")[: params.map_genes]
+        genes = [predictions.var_names[i] for i in order]
+    else:
+        unknown = [g for g in params.map_genes if g not in predictions.var_names]
+        if unknown:
+            raise ValueError(f"inference.map_genes names genes the model does not predict: {unknown}")
+        genes = list(params.map_genes)
+    with inference_image as image:
+        thumbnail, scale = image.thumbnail(params.image_max_px)
+    values = pd.DataFrame(np.asarray(predictions[:, genes].X), columns=genes)
+    name = f"{predictions.uns['model']['name']} v{predictions.uns['model']['version']}"
+    return {"predicted_genes": prediction_maps(name, predictions.obsm["spatial"], values, thumbnail, scale)}

@@ -1,0 +1,31 @@
+"""Validated parameters of the inference pipeline (``conf/base/parameters_inference.yml``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class InferenceParams(BaseModel):
+    """Predicting a new slide; see ``docs/inference.md``.
+
+    ``image``, ``spots`` and ``model`` are read by the catalog (``inference_image``,
+    ``inference_spots``, ``inference_model``) from these keys given with ``--params``.
+    ``mpp``: microns per pixel of the new image (None: from its metadata, else ``training_mpp``
+    with a warning). Patches cover the same physical size as in training: ``patch_size ×
+    training_mpp / mpp`` pixels, resized to the model's patch size.
+    Without a spot table, spots are laid on a square grid of ``spot_pitch_um`` (÷ ``grid_density``)
+    over the tissue found on a thumbnail (Otsu threshold on grey levels and saturation).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = None
+    spots: str | None = None
+    model: str = "models:/synthetic_thitogene@champion"
+    mpp: float | None = Field(None, gt=0)
+    training_mpp: float = Field(..., gt=0)
+    spot_pitch_um: float = Field(200.0, gt=0)
+    grid_density: int = Field(1, ge=1, le=4)
+    tissue_max_px: int = Field(1000, ge=100)
+    map_genes: int | list[str] = 3
+    image_max_px: int = Field(1000, ge=100)

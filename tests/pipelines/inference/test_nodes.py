@@ -1,0 +1,56 @@
+"""Tissue detection, the spot grid and resolution rescaling, on real HER2+ images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.conftest import C3_WINDOW, HER2ST_REAL
+from thitogene_kedro.pipelines.inference.nodes import cut_slide_patches, grid_spots, otsu_threshold, tissue_mask
+from thitogene_kedro.sections.her2st import image_path, read_spot_table
+from thitogene_kedro.sections.images import SlideImage
+
+MPP = 0.687  # her2st µm per pixel (291 px between spots 200 µm apart)
+
+
+def test_otsu_splits_two_populations():
+    values = np.concatenate([np.full(500, 60), np.full(500, 200)])
+    assert 60 <= otsu_threshold(values) < 200
+
+
+@pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
+def test_grid_covers_the_tissue_of_a_real_section():
+    spots_table = read_spot_table(HER2ST_REAL / "data" / "ST-spotfiles" / "C3_selection.tsv", "C3")
+    with SlideImage(image_path(HER2ST_REAL, "C3"), "C3") as image:
+        thumbnail, scale = image.thumbnail(1000)
+    mask = tissue_mask(thumbnail)
+    assert 0.02 < mask.mean() < 0.6
+    # the measured spots lie on tissue
+    on = mask[(spots_table["pixel_y"] * scale).astype(int), (spots_table["pixel_x"] * scale).astype(int)]
+    assert on.mean() > 0.9
+    grid = grid_spots(mask, scale, 200 / MPP, 1)
+    assert 0.6 * len(spots_table) < len(grid) < 1.6 * len(spots_table)
+    assert grid[["array_x", "array_y"]].min().min() >= 1 and grid[["array_x", "array_y"]].max().max() < 64
+    dense = grid_spots(mask, scale, 200 / MPP, 2)
+    assert 3 * len(grid) < len(dense) < 5 * len(grid)
+
+
+@pytest.mark.skipif(not C3_WINDOW.is_dir(), reason="real C3 fixture (../shared/data) not present")
+def test_a_slide_scanned_at_half_resolution_gets_the_same_patches(tmp_path):
+    spots = pd.read_csv(C3_WINDOW / "C3_window_selection.tsv", sep="\t")[["pixel_x", "pixel_y"]]
+    full = Image.open(C3_WINDOW / "C3_window.jpg").convert("RGB")
+    half = full.resize((full.width // 2, full.height // 2), Image.Resampling.LANCZOS)
+    half.save(tmp_path / "half.png")
+    full.save(tmp_path / "full.png")
+    inside = spots[
+        (spots > 120).all(axis=1) & (spots["pixel_x"] < full.width - 120) & (spots["pixel_y"] < full.height - 120)
+    ]
+    at_full = cut_slide_patches(SlideImage(tmp_path / "full.png"), inside, {"patch_px": 112, "patch_size": 112})
+    at_half = cut_slide_patches(SlideImage(tmp_path / "half.png"), inside / 2, {"patch_px": 56, "patch_size": 112})
+    assert at_half.shape == at_full.shape == (len(inside), 112, 112, 3)
+    correlation = np.corrcoef(at_full.astype(float).ravel(), at_half.astype(float).ravel())[0, 1]
+    assert correlation > 0.9
+    mask = np.ones((100, 100), dtype=bool)
+    assert len(grid_spots(mask, 1.0, 20, 1)) == 25 and len(grid_spots(mask, 0.5, 20, 1)) == 100  # pitch in full-res px

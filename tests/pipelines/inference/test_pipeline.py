@@ -1,0 +1,119 @@
+"""The inference pipeline and the REST-served model, after a short training run on the synthetic demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import anndata as ad
+import mlflow
+import numpy as np
+import pytest
+
+from tests.conftest import kedro_session
+
+pytestmark = pytest.mark.integration
+
+FAST = {"training": {"epochs": 2, "cv": {"folds": ["SYN_A1"]}}}
+
+
+@pytest.fixture
+def trained(project_copy) -> Path:
+    with kedro_session(project_copy, runtime_params=FAST) as session:
+        session.run(pipeline_names=["training"])
+    return project_copy
+
+
+def test_given_spots_reproduce_the_model_on_the_training_data_path(trained):
+    data = trained / "data"
+    spots = data / "01_raw" / "synthetic" / "data" / "ST-spotfiles" / "SYN_A1_selection.tsv"
+    with kedro_session(trained, runtime_params={"inference": {"spots": str(spots)}}) as session:
+        session.run(pipeline_names=["inference"])
+    predicted = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
+    assert predicted.uns["model"]["name"] == "synthetic_thitogene" and predicted.uns["model"]["version"] == "1"
+    assert predicted.uns["slide"]["spots_from"] == "table" and predicted.obsm["spatial"].shape == (predicted.n_obs, 2)
+
+    # the same spots through the data pipelines' patches and graph, straight into the registered model
+    patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npy")
+    graph = np.load(data / "04_feature" / "spot_graphs" / "SYN_A1.npz")
+    model = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion")
+    direct = model.predict({"patches": patches, "positions": graph["positions"], "edge_index": graph["edge_index"]})
+    direct.index = graph["spot_ids"]
+    assert set(direct.index) == set(predicted.obs_names)  # spot ids "{x}x{y}" join to the measured counts
+    np.testing.assert_allclose(predicted[direct.index].X, direct.to_numpy(), rtol=1e-5, atol=1e-5)
+    assert (data / "08_reporting" / "inference" / "predicted_genes.png").stat().st_size > 10_000
+
+    with kedro_session(trained) as session:  # no spot table: a grid over the tissue
+        session.run(pipeline_names=["inference"])
+    grid = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
+    assert grid.uns["slide"]["spots_from"] == "grid" and 100 < grid.n_obs < 200 and np.isfinite(grid.X).all()
+
+
+def test_bad_inputs_are_named(trained):
+    not_an_image = trained / "slide.png"
+    not_an_image.write_text("this is not an image")
+    with kedro_session(trained, runtime_params={"inference": {"image": str(not_an_image)}}) as session:
+        with pytest.raises(Exception, match="slide.png"):
+            session.run(pipeline_names=["inference"])
+    far = trained / "far.csv"
+    far.write_text("spot_id,pixel_x,pixel_y\na,10,10\nb,99999,10\n")
+    with kedro_session(trained, runtime_params={"inference": {"spots": str(far)}}) as session:
+        with pytest.raises(Exception, match="outside the"):
+            session.run(pipeline_names=["inference"])
+    with kedro_session(trained, runtime_params={"inference": {"model": "models:/no_such_model@champion"}}) as session:
+        with pytest.raises(Exception, match="no_such_model"):
+            session.run(pipeline_names=["inference"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_registered_model_serves_predictions_over_rest(trained):
+    port = _free_port()
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(
+        [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/synthetic_thitogene@champion",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=trained, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.time() > deadline:
+                pytest.fail(
+                    f"model server did not start: {server.stderr.read().decode()[-2000:] if server.poll() is not None else 'timeout'}"
+                )
+            time.sleep(0.5)
+        patches = np.load(trained / "data" / "04_feature" / "patches" / "SYN_B1.npy")[:8]
+        positions = np.load(trained / "data" / "04_feature" / "spot_graphs" / "SYN_B1.npz")["positions"][:8]
+        body = json.dumps({"inputs": {"patches": patches.tolist(), "positions": positions.tolist()}}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+        expected = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion").predict(
+            {"patches": patches, "positions": positions}
+        )
+        assert len(answer) == 8 and list(answer[0]) == list(expected.columns)
+        np.testing.assert_allclose(
+            [[row[g] for g in expected.columns] for row in answer], expected.to_numpy(), rtol=1e-5, atol=1e-5
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
