@@ -37,10 +37,15 @@ def test_interior_spots_get_their_four_grid_neighbours():
     np.testing.assert_array_equal(graph["positions"], adata.obs[["array_x", "array_y"]].to_numpy())
 
 
-def test_ties_are_broken_by_spot_order():
+def test_ties_are_broken_by_coordinates_not_spot_order():
     coords = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1]])
-    assert knn_neighbours(coords, 2)[0].tolist() == [1, 2]
-    assert knn_neighbours(coords, 2).tolist() == knn_neighbours(coords, 2).tolist()
+    assert knn_neighbours(coords, 2)[0].tolist() == [2, 4]  # (-1, 0) then (0, -1) among four at distance 1
+    order = np.random.default_rng(0).permutation(len(coords))
+    shuffled = knn_neighbours(coords[order], 3)
+    as_coords = {tuple(coords[order][i]): {tuple(coords[order][j]) for j in row} for i, row in enumerate(shuffled)}
+    assert as_coords == {
+        tuple(c): {tuple(coords[j]) for j in row} for c, row in zip(coords, knn_neighbours(coords, 3), strict=True)
+    }
 
 
 def test_symmetric_and_self_loop_options():

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import anndata as ad
 import mlflow
 import numpy as np
 import pandas as pd
@@ -168,3 +169,30 @@ def test_training_on_real_her2st_sections(project_copy, monkeypatch):
     scores = pd.read_csv(data / "08_reporting" / "fold_C3" / "test_scores.csv")
     assert scores["spots"].tolist() == [180] and scores["genes"].tolist() == [785]
     assert int(MlflowClient().get_model_version_by_alias("her2st_thitogene", "champion").version) == 1
+
+    # inference on the real C3 slide with its spot table reproduces the model on the data pipelines' inputs
+    graph = np.load(data / "04_feature" / "spot_graphs" / "C3.npz")
+    table = pd.read_csv(HER2ST_REAL / "data" / "ST-spotfiles" / "C3_selection.tsv", sep="\t")
+    counted = table[
+        (table["x"].round().astype(int).astype(str) + "x" + table["y"].round().astype(int).astype(str)).isin(
+            graph["spot_ids"]
+        )
+    ]
+    spots = project_copy / "C3_counted_selection.tsv"  # the spots that have counts (the spot file lists 2 more)
+    counted.to_csv(spots, sep="\t", index=False)
+    image = next((HER2ST_REAL / "data" / "ST-imgs" / "C" / "C3").iterdir())
+    inference = {"inference": {"image": str(image), "spots": str(spots)}}
+    with kedro_session(project_copy, env="her2st", runtime_params={**params, **inference}) as session:
+        session.run(pipeline_names=["inference"])
+    predicted = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
+    model = mlflow.pyfunc.load_model("models:/her2st_thitogene@champion")
+    direct = model.predict(
+        {
+            "patches": np.load(data / "04_feature" / "patches" / "C3.npy"),
+            "positions": graph["positions"],
+            "edge_index": graph["edge_index"],
+        }
+    )
+    direct.index = graph["spot_ids"]
+    assert predicted.uns["slide"]["mpp"] == pytest.approx(0.687)  # her2st JPEGs carry no usable resolution
+    np.testing.assert_allclose(predicted[direct.index].X, direct.to_numpy(), rtol=1e-4, atol=1e-4)

@@ -20,7 +20,8 @@ _ROW_CHUNK = 1024
 def knn_neighbours(coords: np.ndarray, k: int) -> np.ndarray:
     """``(N, k)`` indices of each spot's k nearest other spots (Euclidean).
 
-    Ties are broken by spot order (a stable sort), so the graph is the same on every run.
+    Ties are broken by the neighbour's coordinates (x, then y), so the graph is the same on every
+    run and does not depend on the order the spots are listed in.
     """
     coords = np.asarray(coords, dtype=np.float64)
     n = len(coords)
@@ -31,7 +32,9 @@ def knn_neighbours(coords: np.ndarray, k: int) -> np.ndarray:
         stop = min(start + _ROW_CHUNK, n)
         d2 = ((coords[start:stop, None, :] - coords[None, :, :]) ** 2).sum(axis=-1)
         d2[np.arange(stop - start), np.arange(start, stop)] = np.inf
-        neighbours[start:stop] = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        by_x = np.broadcast_to(coords[:, 0], d2.shape)
+        by_y = np.broadcast_to(coords[:, 1], d2.shape)
+        neighbours[start:stop] = np.lexsort((by_y, by_x, d2), axis=-1)[:, :k]
     return neighbours
 
 

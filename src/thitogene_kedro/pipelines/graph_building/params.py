@@ -12,7 +12,8 @@ class GraphBuildingParams(BaseModel):
 
     The reference builds a directed k = 4 nearest-neighbour graph on integer array coordinates,
     Euclidean, without self-loops and without symmetrising; ties at the k-th distance fall to
-    numpy's unstable argsort. Here ties are broken deterministically (distance, then spot order).
+    numpy's unstable argsort. Here ties are broken deterministically (distance, then the neighbour's x, then y),
+    independent of the order spots are listed in.
     ``symmetric`` adds the reverse of every edge; ``self_loops`` adds ``(i, i)``.
     Position indices are the integer array coordinates, which must lie in
     ``[0, position_table_size)``.
