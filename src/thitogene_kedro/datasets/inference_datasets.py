@@ -13,20 +13,23 @@ from kedro.io import AbstractDataset, DatasetError
 from thitogene_kedro.sections import her2st
 from thitogene_kedro.sections.images import SlideImage, read_image_header
 from thitogene_kedro.sections.schema import SectionDataError
+from thitogene_kedro.sections.tiff_slide import TiledTiffSlide, open_slide
 
 
-class SlideImageDataset(AbstractDataset[None, SlideImage]):
-    """A slide image (JPEG, PNG or TIFF), checked on load and decoded only when read."""
+class SlideImageDataset(AbstractDataset[None, SlideImage | TiledTiffSlide]):
+    """A slide image, checked on load: a tiled TIFF is read tile by tile, JPEG/PNG decoded when read."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._path = Path(filepath)
         self.metadata = metadata
 
-    def load(self) -> SlideImage:
+    def load(self) -> SlideImage | TiledTiffSlide:
         if not self._path.is_file():
             raise SectionDataError(self._path, None, "slide image does not exist (set inference.image)")
-        read_image_header(self._path, None)  # raises on a file that is not a readable image
-        return SlideImage(self._path, self._path.stem)
+        slide = open_slide(self._path, self._path.stem)
+        if isinstance(slide, SlideImage):
+            read_image_header(self._path, None)  # raises on a file that is not a readable image
+        return slide
 
     def save(self, data: None) -> None:
         raise DatasetError("SlideImageDataset is read-only")

@@ -5,12 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 from PIL import Image
 
 from tests.conftest import C3_WINDOW, HER2ST_REAL
-from thitogene_kedro.pipelines.inference.nodes import cut_slide_patches, grid_spots, otsu_threshold, tissue_mask
+from thitogene_kedro.pipelines.inference.nodes import (
+    cut_slide_patches,
+    grid_spots,
+    metadata_mpp,
+    otsu_threshold,
+    tissue_mask,
+)
 from thitogene_kedro.sections.her2st import image_path, read_spot_table
 from thitogene_kedro.sections.images import SlideImage
+from thitogene_kedro.sections.schema import SectionDataError
+from thitogene_kedro.sections.tiff_slide import TiledTiffSlide, open_slide
 
 MPP = 0.687  # her2st µm per pixel (291 px between spots 200 µm apart)
 
@@ -54,3 +63,44 @@ def test_a_slide_scanned_at_half_resolution_gets_the_same_patches(tmp_path):
     assert correlation > 0.9
     mask = np.ones((100, 100), dtype=bool)
     assert len(grid_spots(mask, 1.0, 20, 1)) == 25 and len(grid_spots(mask, 0.5, 20, 1)) == 100  # pitch in full-res px
+
+
+@pytest.mark.skipif(not C3_WINDOW.is_dir(), reason="real C3 fixture (../shared/data) not present")
+def test_tiled_tiff_is_read_tile_by_tile_like_the_whole_image(tmp_path):
+    pixels = np.asarray(Image.open(C3_WINDOW / "C3_window.jpg").convert("RGB"))
+    path = tmp_path / "slide.tif"
+    tifffile.imwrite(
+        path,
+        pixels,
+        tile=(256, 256),
+        compression="zlib",
+        photometric="rgb",
+        resolution=(1e4 / MPP, 1e4 / MPP),
+        resolutionunit="CENTIMETER",
+    )
+    slide = open_slide(path)
+    assert isinstance(slide, TiledTiffSlide) and (slide.width, slide.height) == (pixels.shape[1], pixels.shape[0])
+    for x0, y0, w, h in [
+        (0, 0, 112, 112),
+        (300, 257, 112, 112),
+        (-40, 10, 112, 112),
+        (pixels.shape[1] - 50, pixels.shape[0] - 60, 112, 112),
+    ]:
+        region, padded = slide.read_region(x0, y0, w, h)
+        expected, expected_padded = SlideImage(C3_WINDOW / "C3_window.jpg").read_region(x0, y0, w, h)
+        np.testing.assert_array_equal(region, expected)
+        assert padded == expected_padded
+    assert len(slide._cache) <= 64  # memory is bounded by the tile cache
+    thumbnail, scale = slide.thumbnail(400)
+    reference = np.asarray(Image.fromarray(pixels).resize(thumbnail.shape[1::-1], Image.Resampling.BILINEAR))
+    assert thumbnail.shape[2] == 3 and max(thumbnail.shape[:2]) == 400
+    assert np.corrcoef(thumbnail.astype(float).ravel(), reference.astype(float).ravel())[0, 1] > 0.98
+    assert metadata_mpp(path) == pytest.approx(MPP)
+    slide.close()
+
+
+def test_a_file_that_is_not_a_tiff_is_named(tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_text("not a tiff")
+    with pytest.raises(SectionDataError, match="bad.tif.*not a readable TIFF"):
+        open_slide(bad)

@@ -8,6 +8,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import pandas as pd
+import tifffile
 from PIL import Image
 from scipy import ndimage
 
@@ -27,10 +28,8 @@ def image_mpp(image: SlideImage, params: InferenceParams) -> float:
     params = InferenceParams.model_validate(params)
     if params.mpp is not None:
         return params.mpp
-    with Image.open(image.path) as opened:
-        dpi = opened.info.get("dpi") or opened.info.get("resolution")
-    if dpi:
-        mpp = 25_400 / float(dpi[0])
+    mpp = metadata_mpp(image.path)
+    if mpp is not None:
         if _PLAUSIBLE_MPP[0] <= mpp <= _PLAUSIBLE_MPP[1]:
             logger.info("%s: %.3f µm/px from the image's resolution metadata", image.path.name, mpp)
             return mpp
@@ -39,6 +38,25 @@ def image_mpp(image: SlideImage, params: InferenceParams) -> float:
         image.path.name, params.training_mpp,
     )  # fmt: skip
     return params.training_mpp
+
+
+def metadata_mpp(path) -> float | None:
+    """Microns per pixel from the file: TIFF resolution tags (inch or cm), else Pillow's dpi."""
+    try:
+        if path.suffix.lower() in {".tif", ".tiff", ".svs"}:
+            with tifffile.TiffFile(path) as tif:
+                tags = tif.pages[0].tags
+                resolution, unit = tags.get("XResolution"), tags.get("ResolutionUnit")
+                if resolution is None or unit is None or int(unit.value) not in (2, 3):
+                    return None
+                numerator, denominator = resolution.value
+                per_unit = numerator / denominator
+                return (25_400.0 if int(unit.value) == 2 else 10_000.0) / per_unit if per_unit > 0 else None
+        with Image.open(path) as opened:
+            dpi = opened.info.get("dpi")
+        return 25_400.0 / float(dpi[0]) if dpi and float(dpi[0]) > 0 else None
+    except (OSError, ValueError, tifffile.TiffFileError):
+        return None
 
 
 def otsu_threshold(values: np.ndarray) -> float:
