@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import gpu_check
+from bench import gpu_check, slide_memory
 from tests.conftest import HER2ST_REAL
 
 
@@ -18,3 +18,9 @@ def test_gpu_check_runs_on_cpu(capsys):
     assert "1 training sections (" in out and "500 genes" in out
     rows = [line for line in out.splitlines() if line.startswith(("| fp32", "| bf16"))]
     assert len(rows) == 2 and all(len(row.split("|")) == 8 for row in rows)
+
+
+def test_slide_memory_runs(capsys):
+    slide_memory.main(["--size", "1200", "--spots", "10"])
+    out = capsys.readouterr().out
+    assert "tiles: {'peak_rss_mib'" in out and "whole: {'peak_rss_mib'" in out and "ratio" in out
