@@ -9,13 +9,17 @@ import tifffile
 from PIL import Image
 
 from tests.conftest import C3_WINDOW, HER2ST_REAL
+from thitogene_kedro.models import build_model
+from thitogene_kedro.models.pyfunc import SpotExpressionPredictor
 from thitogene_kedro.pipelines.inference.nodes import (
     cut_slide_patches,
     grid_spots,
     metadata_mpp,
     otsu_threshold,
+    prepare_spots,
     tissue_mask,
 )
+from thitogene_kedro.pipelines.inference.params import InferenceParams
 from thitogene_kedro.sections.her2st import image_path, read_spot_table
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
@@ -104,3 +108,17 @@ def test_a_file_that_is_not_a_tiff_is_named(tmp_path):
     bad.write_text("not a tiff")
     with pytest.raises(SectionDataError, match="bad.tif.*not a readable TIFF"):
         open_slide(bad)
+
+
+def test_a_slide_without_tissue_is_an_error(tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (600, 500), (245, 245, 245)).save(blank)
+    model = build_model({"name": "thitogene", "preset": "small"}, 4)
+    artifact = {
+        "model": {"name": "thitogene", "preset": "small", "overrides": {}},
+        "genes": ["A", "B", "C", "D"],
+        "state_dict": model.state_dict(),
+    }
+    predictor = SpotExpressionPredictor(artifact, "test", {"k": 4, "self_loops": False, "symmetric": False})
+    with pytest.raises(SectionDataError, match="blank.png.*no tissue found"):
+        prepare_spots(SlideImage(blank), None, {"predictor": predictor}, InferenceParams(training_mpp=1.0))

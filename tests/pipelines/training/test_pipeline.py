@@ -195,4 +195,10 @@ def test_training_on_real_her2st_sections(project_copy, monkeypatch):
     )
     direct.index = graph["spot_ids"]
     assert predicted.uns["slide"]["mpp"] == pytest.approx(0.687)  # her2st JPEGs carry no usable resolution
+    grid = {"inference": {"image": str(image)}}  # no spot table: a grid over the detected tissue
+    with kedro_session(project_copy, env="her2st", runtime_params={**params, **grid}) as session:
+        session.run(pipeline_names=["inference"])
+    gridded = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
+    assert gridded.uns["slide"]["spots_from"] == "grid" and 0.6 * 180 < gridded.n_obs < 1.6 * 180
+    assert (data / "08_reporting" / "inference" / "predicted_genes.png").stat().st_size > 10_000
     np.testing.assert_allclose(predicted[direct.index].X, direct.to_numpy(), rtol=1e-4, atol=1e-4)
