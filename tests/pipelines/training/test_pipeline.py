@@ -115,7 +115,7 @@ def test_a_failing_fold_stops_the_run_and_keeps_stored_results(project_copy):
 
 def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_copy):
     params = (
-        "training.epochs=8,training.checkpoint_every=1,training.cv.folds=SYN_A1 SYN_B1,training.cv.final_model=false"
+        "training.epochs=20,training.checkpoint_every=1,training.cv.folds=SYN_A1 SYN_B1,training.cv.final_model=false"
     )
     kedro = Path(sys.executable).with_name("kedro")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
@@ -139,7 +139,7 @@ def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_c
     interrupted_at = second.latest()["epoch"]
 
     runtime = {
-        "training": {"epochs": 8, "checkpoint_every": 1, "cv": {"folds": ["SYN_A1", "SYN_B1"], "final_model": False}}
+        "training": {"epochs": 20, "checkpoint_every": 1, "cv": {"folds": ["SYN_A1", "SYN_B1"], "final_model": False}}
     }
     with kedro_session(project_copy, runtime_params=runtime) as session:
         session.run(pipeline_names=["training"])
@@ -147,9 +147,9 @@ def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_c
         fold: json.loads((project_copy / "data" / "08_reporting" / fold / "training_summary.json").read_text())
         for fold in ("fold_SYN_A1", "fold_SYN_B1")
     }
-    assert summaries["fold_SYN_A1"]["resumed_from_epoch"] == 8  # finished: reused, not retrained
+    assert summaries["fold_SYN_A1"]["resumed_from_epoch"] == 20  # finished: reused, not retrained
     assert summaries["fold_SYN_B1"]["resumed_from_epoch"] == interrupted_at + 1
-    assert summaries["fold_SYN_B1"]["epochs_run"] == 8
+    assert summaries["fold_SYN_B1"]["epochs_run"] == 20
 
 
 @pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
