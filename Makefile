@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test lint format viz viz-build her2st model-summary lock clean-data
+.PHONY: install run test lint format viz viz-build her2st model-summary bench lock clean-data
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -35,6 +35,12 @@ viz: $(STAMP)
 
 viz-build: $(STAMP)
 	$(BIN)/kedro viz build
+
+# Training step and inference of the paper configuration against the machine's matmul floor
+# (a real her2st section when the environment sets HER2ST_DIR [and HER2ST_GENE_LIST], else a
+# synthetic one); see docs/benchmarks.md.
+bench: $(STAMP)
+	PYTHONPATH=. $(BIN)/python bench/run.py
 
 # Parameters and forward FLOPs per component of the paper configurations (docs/models/).
 model-summary: $(STAMP)

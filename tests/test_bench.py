@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import gpu_check, slide_memory
+from bench import gpu_check, run, slide_memory
 from tests.conftest import HER2ST_REAL
 
 
@@ -24,3 +24,9 @@ def test_slide_memory_runs(capsys):
     slide_memory.main(["--size", "1200", "--spots", "10"])
     out = capsys.readouterr().out
     assert "tiles: {'peak_rss_mib'" in out and "whole: {'peak_rss_mib'" in out and "ratio" in out
+
+
+def test_benchmark_table_runs(capsys):
+    run.main(["--preset", "small", "--repeats", "1", "--her2st-dir", "/nonexistent"])
+    out = capsys.readouterr().out
+    assert "fp32 matmul" in out and "| training step" in out and "| inference" in out
