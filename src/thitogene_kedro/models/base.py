@@ -11,9 +11,16 @@ import dataclasses
 from typing import ClassVar
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from thitogene_kedro.models.batch import SectionBatch
+
+
+class StrictConfig(BaseModel):
+    """Base of every model configuration: unknown keys are errors that name them."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclasses.dataclass

@@ -23,11 +23,18 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from thitogene_kedro.models.augment import AugmentationDraw, augment_patches
-from thitogene_kedro.models.base import ModelOutput, SpotExpressionModel, gather_spots, masked_mean, scatter_spots
+from thitogene_kedro.models.base import (
+    ModelOutput,
+    SpotExpressionModel,
+    StrictConfig,
+    gather_spots,
+    masked_mean,
+    scatter_spots,
+)
 from thitogene_kedro.models.batch import SectionBatch
 from thitogene_kedro.models.convmixer import ConvMixerBlock
 from thitogene_kedro.models.graphsage import LSTMJumpingKnowledge, MeanNeighbourLayer
@@ -38,9 +45,7 @@ from thitogene_kedro.models.transformer import SpotTransformer, padding_mask
 from thitogene_kedro.models.zinb import size_factors, zinb_nll
 
 
-class DistillationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DistillationConfig(StrictConfig):
     copies: int = Field(5, ge=0)
     weight: float = Field(0.5, ge=0)
     grayscale_p: float = Field(0.1, ge=0, le=1)
@@ -50,9 +55,7 @@ class DistillationConfig(BaseModel):
     stop_gradient: bool = False
 
 
-class Hist2STConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Hist2STConfig(StrictConfig):
     name: Literal["hist2st"] = "hist2st"
     n_genes: int = Field(ge=1)
     patch_size: int = Field(112, ge=1)
@@ -88,7 +91,7 @@ class Hist2ST(SpotExpressionModel):
         super().__init__(config.n_genes)
         self.config = c = config
         dim = c.dim
-        self.input_step = PixelInput(c.input_scale)
+        self.input_step = PixelInput(c.input_scale, patch_size=c.patch_size)
         self.patch_embedding = nn.Conv2d(3, c.channel, c.patch, stride=c.patch)
         self.feature_dropout = nn.Dropout(c.dropout)
         self.convmixer = nn.Sequential(*(ConvMixerBlock(c.channel, c.kernel_size) for _ in range(c.convmixer_depth)))
@@ -125,16 +128,14 @@ class Hist2ST(SpotExpressionModel):
             layers.append(gather_spots(x, mask))
         return scatter_spots(self.jknet(layers), mask)
 
-    def pixels(self, batch: SectionBatch) -> torch.Tensor:
-        size = self.config.patch_size
-        if batch.patches.shape[-3:-1] != (size, size):
-            raise ValueError(f"Hist2ST expects {size}×{size} patches, got {tuple(batch.patches.shape[-3:-1])}")
-        return self.input_step(gather_spots(batch.patches, batch.mask))
-
     def forward(self, batch: SectionBatch) -> ModelOutput:
+        """Prediction, ZINB parameters, and the float patches and pruned graph the distillation reuses."""
         mask = batch.mask
-        h = self.encode(batch, self.pixels(batch), self.graph(batch))
-        extras = self.zinb(h) if self.config.zinb_weight > 0 else {}
+        pixels, adjacency = self.input_step(gather_spots(batch.patches, mask)), self.graph(batch)
+        h = self.encode(batch, pixels, adjacency)
+        extras = {"pixels": pixels, "adjacency": adjacency}
+        if self.config.zinb_weight > 0:
+            extras |= self.zinb(h)
         return ModelOutput(prediction=self.gene_head(h).masked_fill(~mask[..., None], 0.0), extras=extras)
 
     def loss_terms(self, batch: SectionBatch, output: ModelOutput) -> dict[str, torch.Tensor]:
@@ -152,15 +153,15 @@ class Hist2ST(SpotExpressionModel):
             loss = loss + c.zinb_weight * terms["zinb"]
         d = c.distillation
         if self.training and d.copies > 0 and d.weight > 0:
-            terms["distillation"] = self.distillation(batch, output.prediction)
+            terms["distillation"] = self.distillation(batch, output)
             loss = loss + d.weight * terms["distillation"]
         terms["loss"] = loss
         return terms
 
-    def distillation(self, batch: SectionBatch, prediction: torch.Tensor) -> torch.Tensor:
+    def distillation(self, batch: SectionBatch, output: ModelOutput) -> torch.Tensor:
         """MSE between the prediction and the coef-weighted mean over augmented copies."""
         d, mask = self.config.distillation, batch.mask
-        pixels, adjacency = self.pixels(batch), self.graph(batch)
+        pixels, adjacency, prediction = output.extras["pixels"], output.extras["adjacency"], output.prediction
         b, n = mask.shape
         section_index = gather_spots(torch.arange(b, device=mask.device)[:, None].expand(b, n), mask)
         predictions, scores = [], []

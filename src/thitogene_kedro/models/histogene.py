@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from thitogene_kedro.models.base import ModelOutput, SpotExpressionModel, gather_spots, scatter_spots
+from thitogene_kedro.models.base import ModelOutput, SpotExpressionModel, StrictConfig, gather_spots, scatter_spots
 from thitogene_kedro.models.batch import SectionBatch
 from thitogene_kedro.models.heads import layernorm_gene_head
 from thitogene_kedro.models.input_step import PixelInput, PixelScale
@@ -23,9 +23,7 @@ from thitogene_kedro.models.position import PositionEmbedding
 from thitogene_kedro.models.transformer import SpotTransformer, padding_mask
 
 
-class HisToGeneConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class HisToGeneConfig(StrictConfig):
     name: Literal["histogene"] = "histogene"
     n_genes: int = Field(ge=1)
     patch_size: int = Field(112, ge=1)
@@ -47,16 +45,13 @@ class HisToGene(SpotExpressionModel):
     def __init__(self, config: HisToGeneConfig) -> None:
         super().__init__(config.n_genes)
         self.config = c = config
-        self.input_step = PixelInput(c.input_scale, channels_first=False)
+        self.input_step = PixelInput(c.input_scale, channels_first=False, patch_size=c.patch_size)
         self.patch_embedding = nn.Linear(3 * c.patch_size**2, c.dim)
         self.position = PositionEmbedding(c.position_table_size, c.dim)
         self.vit = SpotTransformer(c.dim, c.depth, c.heads, c.head_dim, c.mlp_dim, c.dropout, c.dropout)
         self.gene_head = layernorm_gene_head(c.dim, c.n_genes)
 
     def forward(self, batch: SectionBatch) -> ModelOutput:
-        size = self.config.patch_size
-        if batch.patches.shape[-3:-1] != (size, size):
-            raise ValueError(f"HisToGene expects {size}×{size} patches, got {tuple(batch.patches.shape[-3:-1])}")
         mask = batch.mask
         pixels = self.input_step(gather_spots(batch.patches, mask)).flatten(1)
         tokens = scatter_spots(self.patch_embedding(pixels), mask)

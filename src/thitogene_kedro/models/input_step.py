@@ -18,16 +18,20 @@ PixelScale = Literal["unit", "raw"]
 class PixelInput(nn.Module):
     """``(..., H, W, 3)`` uint8 → ``(..., 3, H, W)`` float (channels first) or kept channel-last."""
 
-    def __init__(self, scale: PixelScale = "unit", channels_first: bool = True) -> None:
+    def __init__(self, scale: PixelScale = "unit", channels_first: bool = True, patch_size: int | None = None) -> None:
         super().__init__()
         self.scale = scale
         self.channels_first = channels_first
+        self.patch_size = patch_size
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         if patches.dtype != torch.uint8:
             raise TypeError(f"patches must be uint8 (H, W, 3) crops, got {patches.dtype}")
         if patches.shape[-1] != 3:
             raise ValueError(f"patches must be channel-last RGB (..., H, W, 3), got shape {tuple(patches.shape)}")
+        size = self.patch_size
+        if size is not None and tuple(patches.shape[-3:-1]) != (size, size):
+            raise ValueError(f"the model expects {size}×{size} patches, got {tuple(patches.shape[-3:-1])}")
         x = patches.float()
         if self.scale == "unit":
             x = x / 255.0
@@ -36,4 +40,4 @@ class PixelInput(nn.Module):
         return x.contiguous()
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale!r}, channels_first={self.channels_first}"
+        return f"scale={self.scale!r}, channels_first={self.channels_first}, patch_size={self.patch_size}"

@@ -20,15 +20,11 @@ import torch
 from thitogene_kedro.models.batch import SectionExample, collate_sections
 from thitogene_kedro.models.registry import build_model
 from thitogene_kedro.models.runtime import resolve_device
+from thitogene_kedro.pipelines.graph_building.nodes import edge_index_from_neighbours, knn_neighbours
 
 
 def knn_edges(positions: np.ndarray, k: int, self_loops: bool = False, symmetric: bool = False) -> np.ndarray:
     """``(2, E)`` ``[spot, neighbour]`` edges of the k-nearest-spot graph (ties by spot order)."""
-    from thitogene_kedro.pipelines.graph_building.nodes import (  # noqa: PLC0415 - avoids an import cycle
-        edge_index_from_neighbours,
-        knn_neighbours,
-    )
-
     return edge_index_from_neighbours(knn_neighbours(positions, k), symmetric=symmetric, self_loops=self_loops)
 
 

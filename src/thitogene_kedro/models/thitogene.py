@@ -22,10 +22,10 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
-from thitogene_kedro.models.base import ModelOutput, SpotExpressionModel, gather_spots, scatter_spots
+from thitogene_kedro.models.base import ModelOutput, SpotExpressionModel, StrictConfig, gather_spots, scatter_spots
 from thitogene_kedro.models.batch import SectionBatch
 from thitogene_kedro.models.capsnet import CapsuleEncoder, conv_output_size
 from thitogene_kedro.models.gat import MultiHeadGAT, SoftmaxAxis
@@ -36,17 +36,13 @@ from thitogene_kedro.models.position import PositionEmbedding
 from thitogene_kedro.models.transformer import SpotTransformer, padding_mask
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class InputConfig(_Strict):
+class InputConfig(StrictConfig):
     """``scale``: ``unit`` (pixels / 255, default) or ``raw`` (0–255 floats, the reference)."""
 
     scale: PixelScale = "unit"
 
 
-class ODConvConfig(_Strict):
+class ODConvConfig(StrictConfig):
     out_channels: int = Field(16, ge=1)
     kernel_size: int = Field(4, ge=1)
     stride: int = Field(4, ge=1)
@@ -56,7 +52,7 @@ class ODConvConfig(_Strict):
     temperature: float = Field(1.0, gt=0)
 
 
-class CapsNetConfig(_Strict):
+class CapsNetConfig(StrictConfig):
     stem_channels: list[int] = [32, 64, 64, 128]
     stem_kernels: list[int] = [5, 3, 3, 3]
     stem_strides: list[int] = [1, 1, 1, 2]
@@ -66,7 +62,7 @@ class CapsNetConfig(_Strict):
     capsule_dim: int = Field(64, ge=1)
 
 
-class TransformerConfig(_Strict):
+class TransformerConfig(StrictConfig):
     depth: int = Field(4, ge=1)
     heads: int = Field(16, ge=1)
     head_dim: int = Field(64, ge=1)
@@ -76,7 +72,7 @@ class TransformerConfig(_Strict):
     attention_dropout: float = Field(0.0, ge=0, lt=1)
 
 
-class GATConfig(_Strict):
+class GATConfig(StrictConfig):
     """``softmax_axis``/``self_loops``: ``neighbours``/True is standard GAT; ``receivers``/False the reference."""
 
     heads: int = Field(8, ge=1)
@@ -88,7 +84,7 @@ class GATConfig(_Strict):
     self_loops: bool = True
 
 
-class ComponentsConfig(_Strict):
+class ComponentsConfig(StrictConfig):
     """Ablation switches: False removes the named component (module docstring)."""
 
     odconv: bool = True
@@ -97,7 +93,7 @@ class ComponentsConfig(_Strict):
     gat: bool = True
 
 
-class THItoGeneConfig(_Strict):
+class THItoGeneConfig(StrictConfig):
     name: Literal["thitogene"] = "thitogene"
     n_genes: int = Field(ge=1)
     patch_size: int = Field(112, ge=8)
@@ -133,7 +129,7 @@ class THItoGene(SpotExpressionModel):
     def __init__(self, config: THItoGeneConfig) -> None:
         super().__init__(config.n_genes)
         self.config = c = config
-        self.input_step = PixelInput(c.input.scale)
+        self.input_step = PixelInput(c.input.scale, patch_size=c.patch_size)
         o = c.odconv
         if c.components.odconv:
             self.odconv2d = ODConv2d(
@@ -177,9 +173,6 @@ class THItoGene(SpotExpressionModel):
 
     def encode_patches(self, patches: torch.Tensor) -> torch.Tensor:
         """``(M, H, W, 3)`` uint8 → ``(M, capsules·capsule_dim)`` image features."""
-        size = self.config.patch_size
-        if patches.shape[-3:-1] != (size, size):
-            raise ValueError(f"THItoGene expects {size}×{size} patches, got {tuple(patches.shape[-3:-1])}")
         x = self.input_step(patches)
         x = F.relu(self.odconv2d(x) if self.config.components.odconv else self.conv2d(x))
         if self.config.components.capsnet:
