@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 
-import pytest
 import torch
 
 from tests.conftest import PROJECT_ROOT
 from tests.models.conftest import grid_section
 from tests.pipelines.training import resume_job
+from tests.pipelines.training.killing import kill_after_checkpoint
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.models import build_model
 from thitogene_kedro.pipelines.training.loop import LoopSettings, fit, seed_everything
@@ -34,16 +31,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.time() + 120
-    while not CheckpointStore(store).epochs() or max(CheckpointStore(store).epochs()) < 3:
-        if job.poll() is not None:
-            pytest.fail(f"the training job ended before it could be killed: {job.stderr.read().decode()[-2000:]}")
-        if time.time() > deadline:
-            job.kill()
-            pytest.fail("no checkpoint within 120 s")
-        time.sleep(0.05)
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
+    kill_after_checkpoint(job, CheckpointStore(store), 3, timeout=120)
     killed_at = max(CheckpointStore(store).epochs())
     assert 3 <= killed_at < EPOCHS
 

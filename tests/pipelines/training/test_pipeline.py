@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anndata as ad
@@ -20,6 +18,7 @@ import torch
 from mlflow import MlflowClient
 
 from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
+from tests.pipelines.training.killing import kill_after_checkpoint
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
 from thitogene_kedro.models.pyfunc import knn_edges
@@ -124,16 +123,7 @@ def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_c
         cwd=project_copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     second = CheckpointStore(project_copy / "data" / "06_models" / "checkpoints" / "fold_SYN_B1")
-    deadline = time.time() + 300
-    while not second.epochs() or max(second.epochs()) < 3:
-        if job.poll() is not None:
-            pytest.fail(f"kedro run ended before it was killed: {job.stderr.read().decode()[-3000:]}")
-        if time.time() > deadline:
-            job.kill()
-            pytest.fail("fold_SYN_B1 wrote no checkpoint within 300 s")
-        time.sleep(0.05)
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
+    kill_after_checkpoint(job, second, 3, timeout=300)
     first = CheckpointStore(project_copy / "data" / "06_models" / "checkpoints" / "fold_SYN_A1").latest()
     assert first["complete"] and not second.latest()["complete"]
     interrupted_at = second.latest()["epoch"]

@@ -42,17 +42,6 @@ def cluster_expression(matrix: np.ndarray, spatial: np.ndarray, k: int, params: 
     return data.obs["leiden"].astype(int).to_numpy()
 
 
-def _annotated(sections: Mapping[str, Callable[[], ad.AnnData]], params: ClusteringParams) -> list[str]:
-    if params.sections != "annotated":
-        return list(params.sections)
-    chosen = []
-    for name, load in sections.items():
-        labels = load().obs["label"]
-        if labels.notna().any() and (~labels.astype(str).isin(params.ignore_labels)).any():
-            chosen.append(name)
-    return chosen
-
-
 def cluster_sections(
     preprocessed_sections: Mapping[str, Callable[[], ad.AnnData]],
     params: ClusteringParams,
@@ -74,10 +63,15 @@ def cluster_sections(
                 np.asarray(part.X), index=[name.split(":", 1)[1] for name in part.obs_names], columns=part.var_names
             )
     rows, assignments = [], []
-    for section in _annotated(preprocessed_sections, params):
-        observed = preprocessed_sections[section]()
+    names = list(preprocessed_sections) if params.sections == "annotated" else list(params.sections)
+    for section in names:
+        observed = preprocessed_sections[section]()  # read once: label check and clustering
         labels = observed.obs["label"].astype("string")
         keep = labels.notna() & ~labels.isin(params.ignore_labels)
+        if not keep.any():
+            if params.sections == "annotated":
+                continue
+            raise ValueError(f"clustering.sections lists section {section}, whose spots carry no usable label")
         observed = observed[keep.to_numpy()]
         truth = labels[keep].astype(str).to_numpy()
         k = len(np.unique(truth))

@@ -70,6 +70,19 @@ def training_curves(histories: Mapping[str, pd.DataFrame]) -> Image.Image:
     return to_image(figure)
 
 
+def _tissue_axis(axis: plt.Axes, image: np.ndarray | None, title: str) -> None:
+    """Tissue thumbnail underneath (or image orientation without one), title and pixel-unit labels."""
+    if image is not None:
+        axis.imshow(image)
+    else:
+        axis.invert_yaxis()
+        axis.set_aspect("equal")
+    unit = "thumbnail pixels" if image is not None else "full-resolution pixels; no image"
+    axis.set_title(title, fontsize=9)
+    axis.set_xlabel(f"x ({unit})")
+    axis.set_ylabel(f"y ({unit})")
+
+
 def spatial_maps(
     section: str,
     spatial: np.ndarray,
@@ -91,16 +104,8 @@ def spatial_maps(
         high = float(max(observed[gene].max(), predicted[gene].max()))
         for column, (title, values) in enumerate((("observed", observed[gene]), ("predicted", predicted[gene]))):
             axis = axes[row, column]
-            if image is not None:
-                axis.imshow(image)
+            _tissue_axis(axis, image, f"{section} {gene}: {title}" + (f" (PCC {pcc[gene]:.2f})" if column else ""))
             points = axis.scatter(xy[:, 0], xy[:, 1], c=values, s=18, cmap="viridis", vmin=low, vmax=high, alpha=0.85)
-            axis.set_title(f"{section} {gene}: {title}" + (f" (PCC {pcc[gene]:.2f})" if column else ""), fontsize=9)
-            unit = "thumbnail pixels" if image is not None else "full-resolution pixels"
-            axis.set_xlabel(f"x ({unit})")
-            axis.set_ylabel(f"y ({unit})")
-            if image is None:
-                axis.invert_yaxis()
-                axis.set_aspect("equal")
         figure.colorbar(points, ax=axes[row].tolist(), shrink=0.8, label="log-normalised expression")
     return to_image(figure)
 
@@ -112,19 +117,11 @@ def cluster_maps(
     figure, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4.4), squeeze=False, layout="constrained")
     xy = np.asarray(spatial) * scale
     for axis, (title, labels) in zip(axes[0], panels.items(), strict=True):
-        if image is not None:
-            axis.imshow(image)
+        _tissue_axis(axis, image, f"{section}: {title}")
         categories = sorted(pd.unique(pd.Series(labels).astype(str)))
         for index, category in enumerate(categories):
             chosen = np.asarray(pd.Series(labels).astype(str)) == category
             axis.scatter(xy[chosen, 0], xy[chosen, 1], s=16, color=plt.cm.tab10(index % 10), label=category)
-        axis.set_title(f"{section}: {title}", fontsize=9)
-        unit = "thumbnail pixels" if image is not None else "full-resolution pixels; no image"
-        axis.set_xlabel(f"x ({unit})")
-        axis.set_ylabel(f"y ({unit})")
-        if image is None:
-            axis.invert_yaxis()
-            axis.set_aspect("equal")
         axis.legend(fontsize=6, loc="lower left", framealpha=0.7)
     return to_image(figure)
 
@@ -137,12 +134,7 @@ def prediction_maps(
     figure, axes = plt.subplots(1, len(genes), figsize=(4.6 * len(genes), 4.4), squeeze=False, layout="constrained")
     xy = np.asarray(spatial) * scale
     for axis, gene in zip(axes[0], genes, strict=True):
-        if image is not None:
-            axis.imshow(image)
+        _tissue_axis(axis, image, f"{title}: {gene}")
         points = axis.scatter(xy[:, 0], xy[:, 1], c=values[gene], s=14, cmap="viridis", alpha=0.85)
-        axis.set_title(f"{title}: {gene}", fontsize=9)
-        unit = "thumbnail pixels" if image is not None else "full-resolution pixels"
-        axis.set_xlabel(f"x ({unit})")
-        axis.set_ylabel(f"y ({unit})")
         figure.colorbar(points, ax=axis, shrink=0.8, label="predicted log-normalised expression")
     return to_image(figure)

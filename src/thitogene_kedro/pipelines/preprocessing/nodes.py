@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -19,6 +20,7 @@ from thitogene_kedro.sections.schema import SectionDataError
 logger = logging.getLogger(__name__)
 
 SectionLoaders = Mapping[str, Callable[[], ad.AnnData]]
+MissingGenes = Literal["error", "zero"]
 
 
 def paper_sections(available: SectionLoaders) -> list[str]:
@@ -201,7 +203,7 @@ def normalise_counts(counts: np.ndarray, library: np.ndarray, params: Normalisat
 
 
 def normalise_section(
-    raw: ad.AnnData, genes: list[str], params: NormalisationParams, missing_genes: str = "error"
+    raw: ad.AnnData, genes: list[str], params: NormalisationParams, missing_genes: MissingGenes = "error"
 ) -> ad.AnnData:
     """Restrict a raw section to ``genes`` (in order) and compute its targets.
 

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import sparse
 
 from thitogene_kedro.models import SectionExample
-from thitogene_kedro.pipelines.preprocessing.nodes import normalise_section
+from thitogene_kedro.pipelines.preprocessing.nodes import MissingGenes, normalise_section
 from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams
 from thitogene_kedro.sections.schema import SectionDataError
 
@@ -32,7 +32,7 @@ def section_example(
     graph: Mapping[str, np.ndarray],
     genes: Sequence[str],
     normalisation: NormalisationParams,
-    missing_genes: str = "error",
+    missing_genes: MissingGenes = "error",
 ) -> PreparedSection:
     """One section's model input, spot ids and pixel centres (``missing_genes``: see ``normalise_section``).
 
@@ -72,7 +72,7 @@ def fold_examples(
     spot_graphs: Loaders,
     genes: Sequence[str],
     normalisation: NormalisationParams,
-    missing_genes: str = "error",
+    missing_genes: MissingGenes = "error",
 ) -> list[PreparedSection]:
     """:func:`section_example` for each of ``sections``, in order.
 

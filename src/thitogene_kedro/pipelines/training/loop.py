@@ -102,7 +102,7 @@ def evaluate_loss(model: SpotExpressionModel, examples: Sequence[SectionExample]
     return float(np.mean(losses))
 
 
-def fit(  # noqa: C901 - one loop, kept in one place for readability
+def fit(
     model: SpotExpressionModel,
     train: Sequence[SectionExample],
     validation: Sequence[SectionExample],

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
-from thitogene_kedro.metrics import pearson_per_gene, section_metrics
+from thitogene_kedro.metrics import section_metrics
 from thitogene_kedro.models import build_model, model_config, resolve_device
 from thitogene_kedro.models.pyfunc import SpotExpressionPredictor
 from thitogene_kedro.models.runtime import Precision
@@ -36,23 +36,20 @@ logger = logging.getLogger(__name__)
 Loaders = Mapping[str, Callable[[], Any]]
 
 
-def cv_sections(raw_sections: Loaders, raw_images: Loaders, preprocessing: PreprocessingParams) -> list[str]:
-    """The configured sections that have an image (only those can train or be tested)."""
-    chosen = list(choose_sections(raw_sections, PreprocessingParams.model_validate(preprocessing)))
-    without = [s for s in chosen if s not in raw_images]
-    if without:
-        logger.info("Cross-validation leaves out %d section(s) without an image: %s", len(without), without)
-    return [s for s in chosen if s in raw_images]
-
-
 def fold_plan(
     raw_sections: Loaders, raw_images: Loaders, preprocessing: PreprocessingParams, training: TrainingParams
 ) -> list[Fold]:
-    """Every fold of this configuration (the final model last)."""
+    """Every fold of this configuration (the final model last).
+
+    Only configured sections with an image train or are tested; the others still inform gene
+    selection (``counts_only``).
+    """
     training = TrainingParams.model_validate(training)
-    sections = cv_sections(raw_sections, raw_images, preprocessing)
     chosen = list(choose_sections(raw_sections, PreprocessingParams.model_validate(preprocessing)))
-    counts_only = [s for s in chosen if s not in sections]
+    sections = [s for s in chosen if s in raw_images]
+    counts_only = [s for s in chosen if s not in raw_images]
+    if counts_only:
+        logger.info("Cross-validation leaves out %d section(s) without an image: %s", len(counts_only), counts_only)
     source = getattr(raw_sections, "source", None)
     patients = {s: (source.patient_of(s) if source is not None else s) for s in chosen}
     return plan_folds(sections, patients, training.cv, training.seed, counts_only)
@@ -235,7 +232,6 @@ def predict_fold(
     predictions = predict(net, [p.example for p in examples], device, resolve_precision(training.precision, device))
     parts, rows = [], []
     for (example, spot_ids, spatial), prediction in zip(examples, predictions, strict=True):
-        pcc = pearson_per_gene(prediction, example.targets)
         rows.append(
             {"fold": fold.name, "section": example.section_id, "spots": len(spot_ids), "genes": len(genes)}
             | section_metrics(prediction, example.targets)
@@ -248,7 +244,6 @@ def predict_fold(
             obsm={"spatial": spatial},
         )
         part.obs_names = [f"{example.section_id}:{s}" for s in spot_ids]
-        part.var["pcc"] = pcc
         parts.append(part)
     predictions_adata = ad.concat(parts, merge="same") if len(parts) > 1 else parts[0]
     predictions_adata.uns["fold"] = fold.to_dict()
