@@ -22,7 +22,7 @@ import torch
 
 from thitogene_kedro.metrics import pearson_per_gene
 from thitogene_kedro.models import SectionExample, build_model, resolve_device
-from thitogene_kedro.pipelines.graph_building.nodes import edge_index_from_neighbours, knn_neighbours
+from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
 from thitogene_kedro.pipelines.patching.nodes import cut_patches
 from thitogene_kedro.pipelines.patching.params import PatchingParams
 from thitogene_kedro.pipelines.preprocessing.nodes import normalise_section
@@ -45,7 +45,7 @@ def load_sections(root: Path, sections: list[str], genes: list[str] | None) -> t
         with SlideImage(source.image_path(section), section) as image:
             patches, _ = cut_patches(image, normalised.obsm["spatial"], PatchingParams())
         positions = normalised.obs[["array_x", "array_y"]].to_numpy(dtype=np.int64)
-        edges = edge_index_from_neighbours(knn_neighbours(positions, 4), symmetric=False, self_loops=False)
+        edges = knn_edge_index(positions, 4)
         counts = normalised.layers["counts"].toarray().astype(np.float32)
         examples.append(SectionExample(section, patches, positions, edges, np.asarray(normalised.X), counts))
     return examples, genes

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import C3_WINDOW
 from thitogene_kedro.models import SectionExample
-from thitogene_kedro.pipelines.graph_building.nodes import edge_index_from_neighbours, knn_neighbours
+from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
 from thitogene_kedro.pipelines.patching.nodes import cut_patches
 from thitogene_kedro.pipelines.patching.params import PatchingParams
 from thitogene_kedro.pipelines.preprocessing.nodes import normalise_counts
@@ -27,7 +27,7 @@ def grid_section(
         section_id=section_id,
         patches=rng.integers(0, 256, (n_spots, patch_size, patch_size, 3), dtype=np.uint8),
         positions=positions.astype(np.int64),
-        edge_index=edge_index_from_neighbours(knn_neighbours(positions, 4), symmetric=False, self_loops=False),
+        edge_index=knn_edge_index(positions, 4),
         targets=np.log10(1 + counts),
         counts=counts,
     )
@@ -55,7 +55,7 @@ def read_c3_window() -> SectionExample:
         section_id="C3",
         patches=patches,
         positions=positions,
-        edge_index=edge_index_from_neighbours(knn_neighbours(positions, 4), symmetric=False, self_loops=False),
+        edge_index=knn_edge_index(positions, 4),
         targets=normalise_counts(x, x.sum(axis=1), NormalisationParams()),
         counts=x,
     )

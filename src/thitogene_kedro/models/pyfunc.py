@@ -20,13 +20,7 @@ import torch
 from thitogene_kedro.models.batch import SectionExample, collate_sections
 from thitogene_kedro.models.registry import build_model
 from thitogene_kedro.models.runtime import resolve_device
-from thitogene_kedro.pipelines.graph_building.nodes import edge_index_from_neighbours, knn_neighbours
-
-
-def knn_edges(positions: np.ndarray, k: int, self_loops: bool = False, symmetric: bool = False) -> np.ndarray:
-    """``(2, E)`` ``[spot, neighbour]`` edges of the k-nearest-spot graph (ties by spot order)."""
-    return edge_index_from_neighbours(knn_neighbours(positions, k), symmetric=symmetric, self_loops=self_loops)
-
+from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
 
 # MLflow warns at class creation that ``predict`` has no type hints; the input is a dict of
 # arrays that its type-hint validation cannot describe, so the check is left out on purpose.
@@ -67,7 +61,7 @@ with warnings.catch_warnings():
             positions = np.asarray(model_input["positions"], dtype=np.int64)
             edges = model_input.get("edge_index")
             if edges is None:
-                edges = knn_edges(positions, self.graph["k"], self.graph["self_loops"], self.graph["symmetric"])
+                edges = knn_edge_index(positions, self.graph["k"], self.graph["symmetric"], self.graph["self_loops"])
             example = SectionExample("input", patches, positions, np.asarray(edges, dtype=np.int64))
             model = self._built()
             device = next(model.parameters()).device

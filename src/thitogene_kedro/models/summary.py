@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from thitogene_kedro.models.base import SpotExpressionModel
 from thitogene_kedro.models.batch import SectionBatch, SectionExample, collate_sections
 from thitogene_kedro.models.registry import build_model
-from thitogene_kedro.pipelines.graph_building.nodes import edge_index_from_neighbours, knn_neighbours
+from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
 
 
 def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
@@ -44,7 +44,7 @@ def demo_section(n_spots: int, n_genes: int, seed: int = 0) -> SectionBatch:
         section_id="demo",
         patches=rng.integers(0, 256, (n_spots, 112, 112, 3), dtype=np.uint8),
         positions=positions.astype(np.int64),
-        edge_index=edge_index_from_neighbours(knn_neighbours(positions, 4), symmetric=False, self_loops=False),
+        edge_index=knn_edge_index(positions, 4),
     )
     return collate_sections([example])
 

@@ -21,7 +21,7 @@ from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
 from tests.pipelines.training.killing import kill_after_checkpoint
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
-from thitogene_kedro.models.pyfunc import knn_edges
+from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_training_records_folds_and_registers_a_loadable_model(project_copy):
 
     model = build_model(final["model"], len(final["genes"]))
     model.load_state_dict(final["state_dict"])
-    example = SectionExample("SYN_A1", patches, graph["positions"], knn_edges(graph["positions"], 4))
+    example = SectionExample("SYN_A1", patches, graph["positions"], knn_edge_index(graph["positions"], 4))
     with torch.no_grad():
         direct = model.eval()(collate_sections([example])).prediction[0].numpy()
     np.testing.assert_allclose(table.to_numpy(), direct, rtol=1e-5, atol=1e-5)

@@ -49,6 +49,11 @@ def edge_index_from_neighbours(neighbours: np.ndarray, symmetric: bool, self_loo
     return np.unique(edges, axis=1)
 
 
+def knn_edge_index(coords: np.ndarray, k: int, symmetric: bool = False, self_loops: bool = False) -> np.ndarray:
+    """``(2, E)`` ``[spot, neighbour]`` edges of the k-nearest-spot graph of ``coords``."""
+    return edge_index_from_neighbours(knn_neighbours(coords, k), symmetric, self_loops)
+
+
 def position_indices(adata: ad.AnnData, table_size: int) -> np.ndarray:
     """``(N, 2)`` integer ``(x, y)`` array coordinates used as position-embedding indices.
 
@@ -74,9 +79,8 @@ def build_section_graph(adata: ad.AnnData, params: GraphBuildingParams) -> dict[
     """The graph arrays of one section: ``edge_index``, ``positions``, ``spot_ids``."""
     params = GraphBuildingParams.model_validate(params)
     coords = adata.obs[["array_x", "array_y"]].to_numpy() if params.coordinates == "array" else adata.obsm["spatial"]
-    neighbours = knn_neighbours(coords, params.k)
     return {
-        "edge_index": edge_index_from_neighbours(neighbours, params.symmetric, params.self_loops),
+        "edge_index": knn_edge_index(coords, params.k, params.symmetric, params.self_loops),
         "positions": position_indices(adata, params.position_table_size),
         "spot_ids": np.asarray(adata.obs_names, dtype=str),
     }

@@ -13,8 +13,10 @@ from PIL import Image
 from scipy import ndimage
 
 from thitogene_kedro.models import model_config
-from thitogene_kedro.models.pyfunc import knn_edges
+from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
 from thitogene_kedro.pipelines.inference.params import InferenceParams
+from thitogene_kedro.pipelines.patching.nodes import cut_patches
+from thitogene_kedro.pipelines.patching.params import PatchingParams
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
 
@@ -183,16 +185,17 @@ def prepare_spots(
     return spots, info
 
 
-def cut_slide_patches(inference_image: SlideImage, spots: pd.DataFrame, info: dict[str, Any]) -> np.ndarray:
-    """One patch per spot of the training physical size, resized to the model's patch size (uint8)."""
-    size, target = int(info["patch_px"]), int(info["patch_size"])
-    patches = np.empty((len(spots), target, target, 3), dtype=np.uint8)
+def cut_slide_patches(
+    inference_image: SlideImage, spots: pd.DataFrame, info: dict[str, Any], patching: PatchingParams | None = None
+) -> np.ndarray:
+    """One patch per spot of the training physical size, resized to the model's patch size (uint8).
+
+    Cut by the patching pipeline's own ``cut_patches`` with the training ``patching`` settings
+    (centre, padding, orientation), so a slide is patched the way the training sections were.
+    """
+    settings = PatchingParams.model_validate(patching or {}).model_copy(update={"patch_size": int(info["patch_size"])})
     with inference_image as image:
-        for i, (x, y) in enumerate(spots[["pixel_x", "pixel_y"]].to_numpy()):
-            region, _ = image.read_region(int(np.floor(x)) - size // 2, int(np.floor(y)) - size // 2, size, size)
-            if size != target:
-                region = np.asarray(Image.fromarray(region).resize((target, target), Image.Resampling.BILINEAR))
-            patches[i] = region
+        patches, _ = cut_patches(image, spots[["pixel_x", "pixel_y"]].to_numpy(), settings, int(info["patch_px"]))
     return patches
 
 
@@ -203,7 +206,7 @@ def predict_slide(
     predictor = inference_model["predictor"]
     positions = spots[["array_x", "array_y"]].to_numpy(dtype=np.int64)
     graph = predictor.graph
-    edges = knn_edges(positions, graph["k"], graph["self_loops"], graph["symmetric"])
+    edges = knn_edge_index(positions, graph["k"], graph["symmetric"], graph["self_loops"])
     table = predictor.predict(None, {"patches": patches, "positions": positions, "edge_index": edges})
     adata = ad.AnnData(
         X=table.to_numpy(dtype=np.float32),

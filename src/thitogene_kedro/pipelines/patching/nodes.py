@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 import anndata as ad
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from thitogene_kedro.pipelines.patching.params import PatchingParams
 from thitogene_kedro.profiling import ResourceMeter
@@ -22,8 +23,13 @@ def patch_origins(pixel_xy: np.ndarray, patch_size: int) -> np.ndarray:
     return centres - patch_size // 2
 
 
-def cut_patches(image: SlideImage, pixel_xy: np.ndarray, params: PatchingParams) -> tuple[np.ndarray, np.ndarray]:
+def cut_patches(
+    image: SlideImage, pixel_xy: np.ndarray, params: PatchingParams, read_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut one patch per spot from ``image``.
+
+    ``read_size`` reads that many pixels around each centre and resizes them to ``patch_size``
+    (a slide scanned at another resolution than the training data).
 
     Returns:
         ``(patches, padded)``: uint8 ``(N, size, size, 3)`` and a boolean per spot telling whether
@@ -31,11 +37,15 @@ def cut_patches(image: SlideImage, pixel_xy: np.ndarray, params: PatchingParams)
     """
     params = PatchingParams.model_validate(params)
     size = params.patch_size
-    origins = patch_origins(pixel_xy, size)
+    read = read_size or size
+    origins = patch_origins(pixel_xy, read)
     patches = np.empty((len(origins), size, size, 3), dtype=np.uint8)
     padded = np.zeros(len(origins), dtype=bool)
     for i, (x0, y0) in enumerate(origins):
-        patches[i], padded[i] = image.read_region(int(x0), int(y0), size, size, params.pad_value)
+        region, padded[i] = image.read_region(int(x0), int(y0), read, read, params.pad_value)
+        if read != size:
+            region = np.asarray(Image.fromarray(region).resize((size, size), Image.Resampling.BILINEAR))
+        patches[i] = region
     if params.orientation == "reference_transposed":
         patches = np.ascontiguousarray(patches.transpose(0, 2, 1, 3))
     return patches, padded
