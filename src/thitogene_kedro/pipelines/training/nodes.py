@@ -151,6 +151,7 @@ def train_fold(
     config = model_config(spec, len(gene_names))
     seed_everything(training.seed)
     model = build_model(spec, len(gene_names))
+    n_parameters = int(sum(p.numel() for p in model.parameters()))
     settings = LoopSettings(
         epochs=training.epochs, lr=training.optimiser.lr, weight_decay=training.optimiser.weight_decay,
         optimiser=training.optimiser.name, sections_per_step=training.sections_per_step, seed=training.seed,
@@ -164,7 +165,7 @@ def train_fold(
     )  # fmt: skip
     logger.info(
         "%s: training %s (%s, %d parameters) on %d sections, %d spots, %d genes; device %s, %s",
-        fold.name, config.name, training.model.preset, sum(p.numel() for p in model.parameters()),
+        fold.name, config.name, training.model.preset, n_parameters,
         len(train), sum(len(e.patches) for e in train), len(gene_names), device, precision,
     )  # fmt: skip
     result = fit(model, train, validation, settings, checkpoints, fingerprint)
@@ -179,7 +180,7 @@ def train_fold(
     summary = {
         "fold": fold.to_dict(),
         "model": spec,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "parameters": n_parameters,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": precision,
