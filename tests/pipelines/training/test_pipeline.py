@@ -39,8 +39,12 @@ def latest_run() -> mlflow.entities.Run:
 
 
 def test_training_records_folds_and_registers_a_loadable_model(project_copy):
-    with kedro_session(project_copy, runtime_params=FAST) as session:
-        session.run(pipeline_names=["training"])
+    mlflow.set_system_metrics_sampling_interval(1)
+    try:
+        with kedro_session(project_copy, runtime_params=FAST) as session:
+            session.run(pipeline_names=["training"])
+    finally:
+        mlflow.set_system_metrics_sampling_interval(None)
     store = os.environ["MLFLOW_TRACKING_URI"]
     assert mlflow.get_tracking_uri() == store and not (project_copy / "mlflow.db").exists()
 
@@ -49,6 +53,10 @@ def test_training_records_folds_and_registers_a_loadable_model(project_copy):
     assert run.data.tags["sections"] == "SYN_A1 SYN_A2 SYN_B1 SYN_B2"
     assert run.data.params["training.optimiser.lr"] == "0.003" and run.data.params["training.model.name"] == "thitogene"
     client = MlflowClient()
+    # one system-metrics monitor per run: every step holds one sample (several monitors on one run
+    # would log duplicate steps, which then break log_model's metric linking)
+    cpu_steps = [m.step for m in client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")]
+    assert cpu_steps and len(cpu_steps) == len(set(cpu_steps))
     for fold in ("fold_SYN_A1", "fold_SYN_B1"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, f"{fold}.train_loss")] == [1, 2, 3]
         assert f"{fold}.test.{fold[5:]}.pcc_mean" in run.data.metrics
