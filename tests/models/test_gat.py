@@ -1,40 +1,44 @@
-"""GAT options: the softmax axis and self-loops behave as reference-spec §1.4 describes."""
+"""GAT options behave as reference-spec §1.4 describes; neighbour lists equal the dense formulation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from thitogene_kedro.models.batch import dense_adjacency
 from thitogene_kedro.models.gat import GraphAttention, MultiHeadGAT
+
+IMPLEMENTATIONS = ["neighbour_list", "dense"]
 
 
 def chain_graph(n: int) -> torch.Tensor:
-    """Spot i lists i+1 and i+2 (wrapping) as neighbours; nobody lists spot 0 except n-2, n-1."""
-    adjacency = torch.zeros(1, n, n, dtype=torch.bool)
-    for i in range(n):
-        adjacency[0, i, (i + 1) % n] = adjacency[0, i, (i + 2) % n] = True
-    return adjacency
+    """Edges ``[spot, neighbour]``: spot i lists i+1 and i+2 (wrapping)."""
+    spots = torch.arange(n)
+    return torch.stack([spots.repeat(2), torch.cat([(spots + 1) % n, (spots + 2) % n])])
 
 
-def layer(axis: str, self_loops: bool) -> GraphAttention:
+def layer(axis: str, self_loops: bool, implementation: str = "dense", heads: int = 2) -> GraphAttention:
     torch.manual_seed(0)
-    return GraphAttention(6, 5, 2, 0.01, 0.0, axis, self_loops).eval()
+    return GraphAttention(6, 5, heads, 0.01, 0.0, axis, self_loops, implementation).eval()
+
+
+def dense_alpha(gat: GraphAttention, x: torch.Tensor, edges: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return gat.attention(gat.project(x).permute(0, 2, 1, 3), dense_adjacency(edges, mask), mask)
 
 
 def test_neighbours_axis_normalises_each_spots_neighbours():
     gat = layer("neighbours", self_loops=False)
-    adjacency, mask = chain_graph(7), torch.ones(1, 7, dtype=torch.bool)
-    alpha = gat.attention(torch.einsum("bnd,hdo->bhno", torch.randn(1, 7, 6), gat.W), adjacency, mask)
+    edges, mask = chain_graph(7), torch.ones(1, 7, dtype=torch.bool)
+    alpha = dense_alpha(gat, torch.randn(1, 7, 6), edges, mask)
     torch.testing.assert_close(alpha.sum(-1), torch.ones(1, 2, 7))
-    assert (alpha[:, :, ~adjacency[0]] == 0).all()  # nothing off the graph, not even the diagonal
+    assert (alpha[:, :, ~dense_adjacency(edges, mask)[0]] == 0).all()  # nothing off the graph, not even the diagonal
 
 
 def test_receivers_axis_normalises_over_the_spots_that_list_a_neighbour():
     gat = layer("receivers", self_loops=False)
-    adjacency = torch.zeros(1, 5, 5, dtype=torch.bool)
-    adjacency[0, 1, 2] = adjacency[0, 3, 2] = adjacency[0, 4, 2] = adjacency[0, 2, 1] = True
+    edges = torch.tensor([[1, 3, 4, 2], [2, 2, 2, 1]])
     mask = torch.ones(1, 5, dtype=torch.bool)
-    alpha = gat.attention(torch.einsum("bnd,hdo->bhno", torch.randn(1, 5, 6), gat.W), adjacency, mask)
+    alpha = dense_alpha(gat, torch.randn(1, 5, 6), edges, mask)
     torch.testing.assert_close(alpha[0, :, :, 2].sum(-1), torch.ones(2))  # column 2 sums to 1 over 1, 3, 4
     assert alpha[0, :, [1, 3, 4], 2].min() > 0
     # spots 0, 3, 4 are listed by nobody: their columns become uniform 1/N and leak into every spot
@@ -43,41 +47,77 @@ def test_receivers_axis_normalises_over_the_spots_that_list_a_neighbour():
     assert row_sums.max() > 1.5 and row_sums.min() < 1  # rows no longer sum to 1
 
 
-def test_self_loops_decide_whether_a_spot_sees_its_own_features():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_self_loops_decide_whether_a_spot_sees_its_own_features(implementation):
     """Each spot lists one neighbour (i → i+1), so without self-loops its weight is 1 whatever h_i is."""
     n = 8
-    adjacency = torch.zeros(1, n, n, dtype=torch.bool)
-    adjacency[0, torch.arange(n), (torch.arange(n) + 1) % n] = True
+    edges = torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
     mask = torch.ones(1, n, dtype=torch.bool)
     x = torch.randn(1, n, 6)
     changed = x.clone()
     changed[0, 3] += 5.0  # spot 3 is listed by spot 2 only
     for self_loops in (False, True):
-        gat = layer("neighbours", self_loops)
-        delta = (gat(changed, adjacency, mask) - gat(x, adjacency, mask)).abs().amax(dim=(0, 1, 3))
+        gat = layer("neighbours", self_loops, implementation)
+        delta = (gat(changed, edges, mask) - gat(x, edges, mask)).abs().amax(dim=(0, 2, 3))
         affected = set(torch.nonzero(delta > 1e-6).flatten().tolist())
         assert affected == ({2, 3} if self_loops else {2})
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("axis", ["neighbours", "receivers"])
-def test_padded_spots_get_and_give_nothing(axis):
-    gat = layer(axis, self_loops=False)
-    adjacency = chain_graph(6)
+def test_padded_spots_get_and_give_nothing(axis, implementation):
+    gat = layer(axis, self_loops=False, implementation=implementation)
+    edges = chain_graph(6)
     x = torch.randn(1, 6, 6)
-    padded_adjacency = torch.zeros(1, 9, 9, dtype=torch.bool)
-    padded_adjacency[:, :6, :6] = adjacency
     padded_x = torch.cat([x, torch.randn(1, 3, 6) * 50], dim=1)
     mask = torch.tensor([[True] * 6 + [False] * 3])
-    out = gat(padded_x, padded_adjacency, mask)
-    torch.testing.assert_close(out[:, :, :6], gat(x, adjacency, torch.ones(1, 6, dtype=torch.bool)))
-    assert (out[:, :, 6:] == 0).all()
+    out = gat(padded_x, edges, mask)
+    torch.testing.assert_close(out[:, :6], gat(x, edges, torch.ones(1, 6, dtype=torch.bool)))
+    assert (out[:, 6:] == 0).all()
 
 
 def test_options_change_the_paper_gat_output():
     """Reference column normalisation differs from row normalisation (spec: max |Δ| ≈ 1.3 at init)."""
-    x, adjacency, mask = torch.randn(1, 40, 64), chain_graph(40), torch.ones(1, 40, dtype=torch.bool)
+    x, edges, mask = torch.randn(1, 40, 64), chain_graph(40), torch.ones(1, 40, dtype=torch.bool)
     outputs = {}
     for axis in ("neighbours", "receivers"):
         torch.manual_seed(0)
-        outputs[axis] = MultiHeadGAT(64, 32, 16, 4, 0.2, 0.01, axis, False).eval()(x, adjacency, mask)
+        outputs[axis] = MultiHeadGAT(64, 32, 16, 4, 0.2, 0.01, axis, False).eval()(x, edges, mask)
     assert (outputs["neighbours"] - outputs["receivers"]).abs().max() > 1e-2
+
+
+def random_graphs(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two padded sections with random directed edges of varying degree, isolated and unlisted spots,
+    duplicate edges and existing self-loops: ``(edge_index over B·N spots, mask)``."""
+    generator = torch.Generator().manual_seed(seed)
+    sizes, n = (23, 17), 23
+    mask = torch.zeros(2, n, dtype=torch.bool)
+    edges = []
+    for b, size in enumerate(sizes):
+        mask[b, :size] = True
+        count = int(torch.randint(size, 4 * size, (), generator=generator))
+        pairs = torch.randint(0, size, (2, count), generator=generator)
+        pairs = pairs[:, pairs[0] % 5 != 0]  # every fifth spot lists nobody
+        edges.append(torch.cat([pairs, pairs[:, :3]], dim=1) + b * n)  # with duplicates
+    return torch.cat(edges, dim=1), mask
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("axis", ["neighbours", "receivers"])
+@pytest.mark.parametrize("self_loops", [True, False])
+def test_neighbour_lists_equal_the_dense_formulation_on_random_graphs(seed, axis, self_loops):
+    edges, mask = random_graphs(seed)
+    x = torch.randn(2, mask.shape[1], 12, generator=torch.Generator().manual_seed(seed))
+    results = {}
+    for implementation in IMPLEMENTATIONS:
+        torch.manual_seed(0)
+        gat = MultiHeadGAT(12, 8, 6, 3, 0.2, 0.01, axis, self_loops, implementation).eval()
+        inputs = x.clone().requires_grad_()
+        out = gat(inputs, edges, mask)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results[implementation] = (out, inputs.grad, [p.grad for p in gat.parameters()])
+    (out, grad_x, grads), (dense_out, dense_grad_x, dense_grads) = results.values()
+    torch.testing.assert_close(out, dense_out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_x, dense_grad_x, rtol=1e-4, atol=1e-5)
+    for grad, dense_grad in zip(grads, dense_grads, strict=True):
+        torch.testing.assert_close(grad, dense_grad, rtol=1e-4, atol=1e-5)

@@ -17,11 +17,23 @@ from thitogene_kedro.models.summary import demo_section, forward_flops, main, pa
     ],
 )
 def test_forward_flops_match_the_reference_measurements(name, reference_gflops):
-    model = build_model({"name": name}, 785)
+    # the reference's graph attention is dense; the neighbour-list default skips the N×N products
+    overrides = {"gat": {"implementation": "dense"}} if name == "thitogene" else {}
+    model = build_model({"name": name, "overrides": overrides}, 785)
     _, per_component, _ = forward_flops(model, demo_section(283, 785))
     for component, gflops in reference_gflops.items():
         assert per_component[component] / 1e9 == pytest.approx(gflops, rel=0.02, abs=0.01), component
     assert sum(parameter_counts(model).values()) == sum(p.numel() for p in model.parameters())
+
+
+def test_neighbour_list_attention_drops_exactly_the_dense_n_by_n_products():
+    n = 283
+    flops = {}
+    for implementation in ("dense", "neighbour_list"):
+        model = build_model({"name": "thitogene", "overrides": {"gat": {"implementation": implementation}}}, 785)
+        flops[implementation] = forward_flops(model, demo_section(n, 785))[1]["gat"]
+    # dense: α (N×N) @ Wh per head, 8 heads × 1024 and 1 head × 512; its logits a·Wh are the same
+    assert flops["dense"] - flops["neighbour_list"] == 2 * n * n * (8 * 1024 + 512)
 
 
 def test_summary_command_prints_the_tables(capsys):

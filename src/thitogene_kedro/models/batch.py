@@ -16,6 +16,14 @@ import numpy as np
 import torch
 
 
+def dense_adjacency(edge_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(B, N, N)`` bool adjacency from ``(2, E)`` edges over the flattened ``B·N`` spots."""
+    b, n = mask.shape
+    adjacency = torch.zeros((b, n, n), dtype=torch.bool, device=mask.device)
+    adjacency[edge_index[0] // n, edge_index[0] % n, edge_index[1] % n] = True
+    return adjacency
+
+
 @dataclass(frozen=True)
 class SectionExample:
     """The arrays of one section, as the data pipelines write them.
@@ -62,7 +70,8 @@ class SectionBatch:
     Attributes:
         patches: ``(B, N, H, W, 3)`` uint8.
         positions: ``(B, N, 2)`` int64.
-        adjacency: ``(B, N, N)`` bool; ``adjacency[b, i, j]`` is True when j is a neighbour of i.
+        edge_index: ``(2, E)`` int64 edges ``[spot, neighbour]`` over the flattened ``B·N`` spots
+            (spot i of section b is ``b·N + i``): the spot graphs as neighbour lists, never N×N.
         mask: ``(B, N)`` bool, True for real spots. A batch of one section is never padded.
         targets: ``(B, N, G)`` float32 or None.
         counts: ``(B, N, G)`` float32 or None.
@@ -71,7 +80,7 @@ class SectionBatch:
 
     patches: torch.Tensor
     positions: torch.Tensor
-    adjacency: torch.Tensor
+    edge_index: torch.Tensor
     mask: torch.Tensor
     targets: torch.Tensor | None = None
     counts: torch.Tensor | None = None
@@ -85,6 +94,11 @@ class SectionBatch:
             if isinstance(getattr(self, f.name), torch.Tensor)
         }
         return dataclasses.replace(self, **moved)
+
+    @property
+    def adjacency(self) -> torch.Tensor:
+        """``(B, N, N)`` bool, ``adjacency[b, i, j]`` True when j is a neighbour of i (built on request)."""
+        return dense_adjacency(self.edge_index, self.mask)
 
     @property
     def n_spots(self) -> torch.Tensor:
@@ -119,16 +133,15 @@ def collate_sections(examples: Sequence[SectionExample]) -> SectionBatch:
             if (a is None) != (b is None) or (a is not None and a.shape[1] != b.shape[1]):
                 raise ValueError(f"section {example.section_id}: {name} do not match section {first.section_id}")
     n_max = max(len(e.patches) for e in examples)
-    adjacency = torch.zeros((len(examples), n_max, n_max), dtype=torch.bool)
     mask = torch.zeros((len(examples), n_max), dtype=torch.bool)
+    edges = []
     for b, example in enumerate(examples):
-        edges = torch.as_tensor(example.edge_index, dtype=torch.long)
-        adjacency[b, edges[0], edges[1]] = True
+        edges.append(torch.as_tensor(example.edge_index, dtype=torch.long) + b * n_max)
         mask[b, : len(example.patches)] = True
     return SectionBatch(
         patches=_pad([e.patches for e in examples], n_max, torch.uint8),
         positions=_pad([e.positions for e in examples], n_max, torch.long),
-        adjacency=adjacency,
+        edge_index=torch.cat(edges, dim=1),
         mask=mask,
         targets=None if first.targets is None else _pad([e.targets for e in examples], n_max, torch.float32),
         counts=None if first.counts is None else _pad([e.counts for e in examples], n_max, torch.float32),

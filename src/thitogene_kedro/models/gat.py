@@ -16,7 +16,16 @@ Two reference behaviours change results and are options (``reference-spec.md`` �
 - ``self_loops``: True (default, standard GAT) lets each spot attend to itself; False is the
   reference, where a spot's output is built only from its neighbours' features.
 
-Padded spots (``mask`` False) never contribute to or receive attention.
+Two implementations give the same result (tested) and differ only in cost:
+
+- ``neighbour_list`` (default): logits, softmax and aggregation over the E edges only (a
+  segment softmax and one sparse × dense product per head); memory O(E·heads + N·heads·out),
+  so a 5,000-spot Visium section needs no N×N tensor.
+- ``dense``: the reference's N×N logit matrix with −9e15 for non-edges; O(N²·heads) memory.
+
+The dense formulation's corner cases are reproduced exactly by the neighbour list: a spot with no
+edge at all in its softmax group gets uniform weights over its section's real spots (all its
+logits are −9e15). Padded spots (``mask`` False) never contribute to or receive attention.
 """
 
 from __future__ import annotations
@@ -27,14 +36,50 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from thitogene_kedro.models.batch import dense_adjacency
+
 SoftmaxAxis = Literal["neighbours", "receivers"]
+Implementation = Literal["neighbour_list", "dense"]
 
 NON_EDGE_LOGIT = -9e15  # the reference's mask value
 PADDING_LOGIT = -1e30  # below any non-edge, so padded spots get exactly zero weight
 
 
+def graph_edges(edge_index: torch.Tensor, mask: torch.Tensor, self_loops: bool) -> torch.Tensor:
+    """Distinct ``(2, E)`` edges sorted by receiving spot, with a self-loop per real spot if asked."""
+    flat_mask = mask.reshape(-1)
+    if self_loops:
+        real = torch.nonzero(flat_mask).squeeze(1)
+        edge_index = torch.cat([edge_index, real.expand(2, -1)], dim=1)
+    keys = torch.unique(edge_index[0] * flat_mask.numel() + edge_index[1])  # sorted, distinct
+    return torch.stack([keys // flat_mask.numel(), keys % flat_mask.numel()])
+
+
+def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Softmax of ``(H, E)`` logits within each segment id of ``segments`` ``(E,)``."""
+    index = segments.expand_as(logits)
+    shift = torch.full((logits.shape[0], n_segments), -torch.inf, dtype=logits.dtype, device=logits.device)
+    shift = shift.scatter_reduce(1, index, logits.detach(), "amax", include_self=True)
+    weights = torch.exp(logits - shift.gather(1, index))
+    totals = torch.zeros_like(shift).scatter_add(1, index, weights)
+    return weights / totals.gather(1, index)
+
+
+def sparse_aggregate(edges: torch.Tensor, alpha: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``out[i, h] = Σ_(i,j)∈edges alpha[h, e] · values[j, h]``: one sparse × dense product per head.
+
+    ``edges`` must be sorted and distinct (:func:`graph_edges`); ``values`` is ``(S, H, D)`` float32.
+    """
+    spots = values.shape[0]
+    matrices = [
+        torch.sparse_coo_tensor(edges, weights, (spots, spots), is_coalesced=True, check_invariants=False)
+        for weights in alpha
+    ]
+    return torch.stack([torch.sparse.mm(matrix, values[:, k]) for k, matrix in enumerate(matrices)], dim=1)
+
+
 class GraphAttention(nn.Module):
-    """``heads`` graph-attention heads in parallel: ``(B, N, D)`` → ``(B, heads, N, out_dim)``."""
+    """``heads`` graph-attention heads in parallel: ``(B, N, D)`` → ``(B, N, heads, out_dim)``."""
 
     def __init__(
         self,
@@ -45,18 +90,20 @@ class GraphAttention(nn.Module):
         dropout: float,
         softmax_axis: SoftmaxAxis,
         self_loops: bool,
+        implementation: Implementation = "neighbour_list",
     ) -> None:
         super().__init__()
         self.out_dim, self.slope, self.dropout = out_dim, leaky_relu_slope, dropout
-        self.softmax_axis, self.self_loops = softmax_axis, self_loops
-        self.W = nn.Parameter(torch.empty(heads, in_dim, out_dim))
+        self.softmax_axis, self.self_loops, self.implementation = softmax_axis, self_loops, implementation
+        # W is (in, heads, out): all heads are one GEMM, h @ W.view(in, heads·out), with no copy
+        self.W = nn.Parameter(torch.empty(in_dim, heads, out_dim))
         self.a = nn.Parameter(torch.empty(heads, 2 * out_dim, 1))
         for h in range(heads):  # the reference's per-head xavier_uniform(gain=1.414)
-            nn.init.xavier_uniform_(self.W[h], gain=1.414)
+            nn.init.xavier_uniform_(self.W[:, h], gain=1.414)
             nn.init.xavier_uniform_(self.a[h], gain=1.414)
 
     def attention(self, wh: torch.Tensor, adjacency: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, heads, N, N)`` float32 attention coefficients α_ij (before dropout)."""
+        """Dense ``(B, heads, N, N)`` float32 attention coefficients α_ij (before dropout)."""
         source = wh @ self.a[:, : self.out_dim]  # a₁ᵀ W h_i: (B, H, N, 1)
         target = wh @ self.a[:, self.out_dim :]  # a₂ᵀ W h_j
         logits = F.leaky_relu((source + target.transpose(-1, -2)).float(), self.slope)
@@ -68,13 +115,59 @@ class GraphAttention(nn.Module):
         dim = -1 if self.softmax_axis == "neighbours" else -2
         return torch.softmax(logits, dim=dim).masked_fill(~pairs[:, None], 0.0)
 
-    def forward(self, h: torch.Tensor, adjacency: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        wh = torch.einsum("bnd,hdo->bhno", h, self.W)
-        alpha = F.dropout(self.attention(wh, adjacency, mask), self.dropout, self.training)
-        return alpha.to(wh.dtype) @ wh
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``h`` ``(B, N, D)``, ``edge_index`` ``(2, E)`` ``[spot, neighbour]`` over the flattened B·N spots."""
+        if self.implementation == "dense":
+            wh = self.project(h).permute(0, 2, 1, 3)  # (B, H, N, out)
+            alpha = self.attention(wh, dense_adjacency(edge_index, mask), mask)
+            alpha = F.dropout(alpha, self.dropout, self.training)
+            return (alpha.to(wh.dtype) @ wh).transpose(1, 2)
+        return self._neighbour_list(h, edge_index, mask)
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """``W h`` for all heads: ``(B, N, in)`` → ``(B, N, heads, out)``."""
+        return (h @ self.W.view(self.W.shape[0], -1)).view(*h.shape[:-1], *self.W.shape[1:])
+
+    def _neighbour_list(self, h: torch.Tensor, edge_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, n, _ = h.shape
+        heads, spots = self.W.shape[1], b * n
+        wh = self.project(h).view(spots, heads, self.out_dim)
+        source = torch.einsum("sho,ho->hs", wh, self.a[:, : self.out_dim, 0])  # a₁ᵀ W h_i: (H, B·N)
+        target = torch.einsum("sho,ho->hs", wh, self.a[:, self.out_dim :, 0])
+        receivers, neighbours = graph_edges(edge_index, mask, self.self_loops)
+        logits = F.leaky_relu((source[:, receivers] + target[:, neighbours]).float(), self.slope)  # (H, E)
+        grouped_by = receivers if self.softmax_axis == "neighbours" else neighbours
+        alpha = F.dropout(segment_softmax(logits, grouped_by, spots), self.dropout, self.training)
+        wh32 = wh.float()
+        out = sparse_aggregate(torch.stack([receivers, neighbours]), alpha, wh32)
+        empty = mask.reshape(-1) & (torch.bincount(grouped_by, minlength=spots) == 0)
+        if bool(empty.any()):  # never in a k-nearest-spot graph with self-loops
+            out = out + self._uniform_fallback(wh32, empty, mask)
+        return out.to(wh.dtype).view(b, n, heads, self.out_dim)
+
+    def _uniform_fallback(self, wh: torch.Tensor, empty: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """What the dense softmax gives a real spot whose softmax group has no edge: uniform weights.
+
+        ``neighbours``: a spot with no neighbours takes the mean of its section's spots.
+        ``receivers``: a spot listed by nobody gives 1/n of its features to every spot of its section.
+        ``empty`` ``(B·N,)`` marks the real spots whose softmax group has no edge.
+        """
+        b, n = mask.shape
+        per_section = mask.sum(1).to(wh.dtype)[:, None, None]  # (B, 1, 1)
+        wh = wh.view(b, n, *wh.shape[1:])  # (B, N, H, out)
+        if self.softmax_axis == "neighbours":
+            means = (wh * mask[:, :, None, None]).sum(1) / per_section  # (B, H, out)
+            fallback = means[:, None] * empty.view(b, n, 1, 1)
+        else:
+            leaked = (wh * empty.view(b, n, 1, 1)).sum(1) / per_section
+            fallback = leaked[:, None] * mask[:, :, None, None]
+        return fallback.reshape(b * n, *wh.shape[2:])
 
     def extra_repr(self) -> str:
-        return f"softmax_axis={self.softmax_axis!r}, self_loops={self.self_loops}, slope={self.slope}"
+        return (
+            f"softmax_axis={self.softmax_axis!r}, self_loops={self.self_loops}, slope={self.slope}, "
+            f"implementation={self.implementation!r}"
+        )
 
 
 class MultiHeadGAT(nn.Module):
@@ -90,18 +183,18 @@ class MultiHeadGAT(nn.Module):
         leaky_relu_slope: float,
         softmax_axis: SoftmaxAxis,
         self_loops: bool,
+        implementation: Implementation = "neighbour_list",
     ) -> None:
         super().__init__()
         self.dropout = dropout
         options = {"leaky_relu_slope": leaky_relu_slope, "dropout": dropout}
-        options |= {"softmax_axis": softmax_axis, "self_loops": self_loops}
+        options |= {"softmax_axis": softmax_axis, "self_loops": self_loops, "implementation": implementation}
         self.attention_heads = GraphAttention(in_dim, hidden_dim, heads, **options)
         self.out_att = GraphAttention(heads * hidden_dim, out_dim, 1, **options)
 
-    def forward(self, x: torch.Tensor, adjacency: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, N, in_dim)`` → ``(B, N, out_dim)``."""
         x = F.dropout(x, self.dropout, self.training)
-        heads = F.elu(self.attention_heads(x, adjacency, mask))  # (B, H, N, hidden)
-        x = heads.permute(0, 2, 1, 3).flatten(2)
+        x = F.elu(self.attention_heads(x, edge_index, mask)).flatten(2)  # heads concatenated
         x = F.dropout(x, self.dropout, self.training)
-        return F.elu(self.out_att(x, adjacency, mask).squeeze(1))
+        return F.elu(self.out_att(x, edge_index, mask).squeeze(2))

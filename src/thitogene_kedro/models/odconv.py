@@ -91,10 +91,19 @@ class ODConv2d(nn.Module):
         channel, filters, spatial, kernel = self.attention(x)
         m, _, h, w = x.shape
         k = self.kernel_size
-        # Σ_i α_wi · α_s ⊙ W_i  →  (M, C_out, C_in·k·k)
-        weight = torch.einsum("mn,mab,nocab->mocab", kernel, spatial, self.weight).reshape(m, self.out_channels, -1)
-        columns = F.unfold(x * channel[:, :, None, None], k, stride=self.stride, padding=self.padding)
-        out = torch.bmm(weight.to(columns.dtype), columns)
+        # Σ_i α_wi · α_s ⊙ W_i, with α_c and α_f folded into the kernel's input and output channels:
+        # α_f ⊙ ((W ⊙ α_c) * x) = α_f ⊙ (W * (α_c ⊙ x)), without touching the large x or y
+        weight = torch.einsum("mn,mab,mc,mo,nocab->mocab", kernel, spatial, channel, filters, self.weight)
+        out = torch.bmm(weight.reshape(m, self.out_channels, -1).to(x.dtype), self._columns(x))
         h_out = (h + 2 * self.padding - k) // self.stride + 1
         w_out = (w + 2 * self.padding - k) // self.stride + 1
-        return out.view(m, self.out_channels, h_out, w_out) * filters[:, :, None, None].to(out.dtype)
+        return out.view(m, self.out_channels, h_out, w_out)
+
+    def _columns(self, x: torch.Tensor) -> torch.Tensor:
+        """``(M, C_in·k·k, L)`` sliding blocks; a reshape when the blocks tile the input (stride = k)."""
+        m, c, h, w = x.shape
+        k = self.kernel_size
+        if self.stride == k and self.padding == 0 and h % k == 0 and w % k == 0:
+            blocks = x.view(m, c, h // k, k, w // k, k).permute(0, 1, 3, 5, 2, 4)
+            return blocks.reshape(m, c * k * k, (h // k) * (w // k))
+        return F.unfold(x, k, stride=self.stride, padding=self.padding)

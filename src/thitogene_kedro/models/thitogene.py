@@ -28,7 +28,7 @@ from torch import nn
 from thitogene_kedro.models.base import ModelOutput, SpotExpressionModel, StrictConfig, gather_spots, scatter_spots
 from thitogene_kedro.models.batch import SectionBatch
 from thitogene_kedro.models.capsnet import CapsuleEncoder, conv_output_size
-from thitogene_kedro.models.gat import MultiHeadGAT, SoftmaxAxis
+from thitogene_kedro.models.gat import Implementation, MultiHeadGAT, SoftmaxAxis
 from thitogene_kedro.models.heads import thitogene_gene_head
 from thitogene_kedro.models.input_step import PixelInput, PixelScale
 from thitogene_kedro.models.odconv import ODConv2d
@@ -73,7 +73,10 @@ class TransformerConfig(StrictConfig):
 
 
 class GATConfig(StrictConfig):
-    """``softmax_axis``/``self_loops``: ``neighbours``/True is standard GAT; ``receivers``/False the reference."""
+    """``softmax_axis``/``self_loops``: ``neighbours``/True is standard GAT; ``receivers``/False the reference.
+
+    ``implementation`` (``neighbour_list`` | ``dense``) changes cost only, never the result.
+    """
 
     heads: int = Field(8, ge=1)
     hidden_dim: int = Field(1024, ge=1)
@@ -82,6 +85,7 @@ class GATConfig(StrictConfig):
     leaky_relu_slope: float = Field(0.01, ge=0)
     softmax_axis: SoftmaxAxis = "neighbours"
     self_loops: bool = True
+    implementation: Implementation = "neighbour_list"
 
 
 class ComponentsConfig(StrictConfig):
@@ -165,7 +169,7 @@ class THItoGene(SpotExpressionModel):
         if c.components.gat:
             self.gat = MultiHeadGAT(
                 c.token_dim, g.hidden_dim, g.out_dim, g.heads, g.dropout, g.leaky_relu_slope, g.softmax_axis,
-                g.self_loops,
+                g.self_loops, g.implementation,
             )  # fmt: skip
         else:
             self.spot_projection = nn.Sequential(nn.Linear(c.token_dim, g.out_dim), nn.ELU())
@@ -187,7 +191,7 @@ class THItoGene(SpotExpressionModel):
         if self.config.components.vit:
             tokens = self.vit(tokens, padding_mask(mask))
         if self.config.components.gat:
-            hidden = self.gat(tokens, batch.adjacency, mask)
+            hidden = self.gat(tokens, batch.edge_index, mask)
         else:
             hidden = self.spot_projection(tokens)
         prediction = self.gene_head(hidden).masked_fill(~mask[..., None], 0.0)
