@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from thitogene_kedro.models.transformer import SpotTransformer
 
@@ -32,3 +34,36 @@ def test_padded_keys_do_not_change_real_tokens():
     mask = torch.tensor([[True] * 6 + [False] * 3])
     torch.testing.assert_close(vit(padded, mask)[:, :6], vit(x), rtol=1e-5, atol=1e-5)
     assert not torch.allclose(vit(padded)[:, :6], vit(x), atol=1e-3)  # unmasked padding would leak
+
+
+# the tiled kernel PyTorch has for float32 on each device (CUDA's flash kernel needs 16-bit inputs)
+MEMORY_EFFICIENT = {"cpu": [SDPBackend.FLASH_ATTENTION], "cuda": [SDPBackend.EFFICIENT_ATTENTION]}
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"))],
+)
+@pytest.mark.parametrize("padded", [False, True])
+def test_memory_efficient_attention_equals_the_plain_one(device, padded):
+    """The tiled kernels (no N×N matrix) give the math kernel's output and gradients, masks included."""
+    torch.manual_seed(0)
+    vit = SpotTransformer(64, 2, 4, 16, 128, 0.0, 0.0).to(device).eval()
+    x = torch.randn(2, 700, 64, device=device)
+    mask = torch.ones(2, 700, dtype=torch.bool, device=device)
+    if padded:
+        mask[1, 450:] = False
+    key_mask = mask if padded else None
+
+    def run(backends):
+        inputs = x.clone().requires_grad_()
+        with sdpa_kernel(backends):
+            out = vit(inputs, key_mask)
+        (out * mask[..., None]).square().sum().backward()
+        return out * mask[..., None], inputs.grad
+
+    plain = run([SDPBackend.MATH])
+    for backend in MEMORY_EFFICIENT[device]:
+        out, grad = run([backend])
+        torch.testing.assert_close(out, plain[0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(grad, plain[1], rtol=1e-3, atol=1e-3)

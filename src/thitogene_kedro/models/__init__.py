@@ -6,7 +6,7 @@
 """
 
 from thitogene_kedro.models.base import ModelOutput, SpotExpressionModel
-from thitogene_kedro.models.batch import SectionBatch, SectionExample, collate_sections
+from thitogene_kedro.models.batch import SectionBatch, SectionExample, collate_sections, examples_on
 from thitogene_kedro.models.registry import MODELS, PRESETS, ModelSpec, build_model, model_config
 from thitogene_kedro.models.runtime import autocast, resolve_device
 
@@ -21,6 +21,7 @@ __all__ = [
     "autocast",
     "build_model",
     "collate_sections",
+    "examples_on",
     "model_config",
     "resolve_device",
 ]

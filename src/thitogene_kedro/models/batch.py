@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+Array = np.ndarray | torch.Tensor
+
 
 def dense_adjacency(edge_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``(B, N, N)`` bool adjacency from ``(2, E)`` edges over the flattened ``B·N`` spots."""
@@ -38,27 +40,27 @@ class SectionExample:
     """
 
     section_id: str
-    patches: np.ndarray
-    positions: np.ndarray
-    edge_index: np.ndarray
-    targets: np.ndarray | None = None
-    counts: np.ndarray | None = None
+    patches: Array
+    positions: Array
+    edge_index: Array
+    targets: Array | None = None
+    counts: Array | None = None
 
     def __post_init__(self) -> None:
         n = len(self.patches)
         problems = []
-        if self.patches.ndim != 4 or self.patches.shape[-1] != 3 or self.patches.dtype != np.uint8:
-            problems.append(f"patches must be uint8 (N, H, W, 3), got {self.patches.dtype} {self.patches.shape}")
+        if self.patches.ndim != 4 or self.patches.shape[-1] != 3 or self.patches.dtype not in (np.uint8, torch.uint8):
+            problems.append(f"patches must be uint8 (N, H, W, 3), got {self.patches.dtype} {tuple(self.patches.shape)}")
         if self.positions.shape != (n, 2):
-            problems.append(f"positions must be ({n}, 2), got {self.positions.shape}")
+            problems.append(f"positions must be ({n}, 2), got {tuple(self.positions.shape)}")
         if self.edge_index.ndim != 2 or self.edge_index.shape[0] != 2:
-            problems.append(f"edge_index must be (2, E), got {self.edge_index.shape}")
-        elif self.edge_index.size and (self.edge_index.min() < 0 or self.edge_index.max() >= n):
+            problems.append(f"edge_index must be (2, E), got {tuple(self.edge_index.shape)}")
+        elif self.edge_index.shape[1] and (self.edge_index.min() < 0 or self.edge_index.max() >= n):
             problems.append(f"edge_index refers to spots outside 0..{n - 1}")
         for name in ("targets", "counts"):
             value = getattr(self, name)
             if value is not None and (value.ndim != 2 or len(value) != n):
-                problems.append(f"{name} must be ({n}, G), got {value.shape}")
+                problems.append(f"{name} must be ({n}, G), got {tuple(value.shape)}")
         if problems:
             raise ValueError(f"section {self.section_id}: " + "; ".join(problems))
 
@@ -106,11 +108,40 @@ class SectionBatch:
         return self.mask.sum(dim=1)
 
 
-def _pad(arrays: Sequence[np.ndarray], n_max: int, dtype: torch.dtype) -> torch.Tensor:
-    out = torch.zeros((len(arrays), n_max, *arrays[0].shape[1:]), dtype=dtype)
+def _tensor(array: Array, dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):
+        return array.to(device=device or array.device, dtype=dtype)
+    return torch.as_tensor(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
+
+
+def _pad(arrays: Sequence[Array], n_max: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    out = torch.zeros((len(arrays), n_max, *arrays[0].shape[1:]), dtype=dtype, device=device)
     for b, array in enumerate(arrays):
-        out[b, : len(array)] = torch.as_tensor(np.ascontiguousarray(array)).to(dtype)
+        out[b, : len(array)] = _tensor(array, dtype, device)
     return out
+
+
+def examples_on(examples: Sequence[SectionExample], device: torch.device | str) -> list[SectionExample]:
+    """The sections as tensors on ``device`` (patches stay uint8), so batches are built there.
+
+    Used to keep a whole training set on the GPU: the 32 HER2+ sections are ~0.4 GB as uint8.
+    """
+    converted = []
+    for example in examples:
+        optional = {
+            name: None if getattr(example, name) is None else _tensor(getattr(example, name), torch.float32, device)
+            for name in ("targets", "counts")
+        }
+        converted.append(
+            SectionExample(
+                example.section_id,
+                _tensor(example.patches, torch.uint8, device),
+                _tensor(example.positions, torch.long, device),
+                _tensor(example.edge_index, torch.long, device),
+                **optional,
+            )
+        )
+    return converted
 
 
 def collate_sections(examples: Sequence[SectionExample]) -> SectionBatch:
@@ -133,17 +164,19 @@ def collate_sections(examples: Sequence[SectionExample]) -> SectionBatch:
             if (a is None) != (b is None) or (a is not None and a.shape[1] != b.shape[1]):
                 raise ValueError(f"section {example.section_id}: {name} do not match section {first.section_id}")
     n_max = max(len(e.patches) for e in examples)
-    mask = torch.zeros((len(examples), n_max), dtype=torch.bool)
+    device = first.patches.device if isinstance(first.patches, torch.Tensor) else torch.device("cpu")
+    mask = torch.zeros((len(examples), n_max), dtype=torch.bool, device=device)
     edges = []
     for b, example in enumerate(examples):
-        edges.append(torch.as_tensor(example.edge_index, dtype=torch.long) + b * n_max)
+        edges.append(_tensor(example.edge_index, torch.long, device) + b * n_max)
         mask[b, : len(example.patches)] = True
+    targets, counts = first.targets, first.counts
     return SectionBatch(
-        patches=_pad([e.patches for e in examples], n_max, torch.uint8),
-        positions=_pad([e.positions for e in examples], n_max, torch.long),
+        patches=_pad([e.patches for e in examples], n_max, torch.uint8, device),
+        positions=_pad([e.positions for e in examples], n_max, torch.long, device),
         edge_index=torch.cat(edges, dim=1),
         mask=mask,
-        targets=None if first.targets is None else _pad([e.targets for e in examples], n_max, torch.float32),
-        counts=None if first.counts is None else _pad([e.counts for e in examples], n_max, torch.float32),
+        targets=None if targets is None else _pad([e.targets for e in examples], n_max, torch.float32, device),
+        counts=None if counts is None else _pad([e.counts for e in examples], n_max, torch.float32, device),
         section_ids=[e.section_id for e in examples],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.conftest import PROJECT_ROOT
@@ -75,3 +76,24 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
     store.save(2, {"epoch": 2})
     (tmp_path / "epoch-2.pt").write_bytes(b"\x80\x02truncated")
     assert store.latest() == {"epoch": 1}
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"))],
+)
+def test_sections_kept_on_the_device_train_exactly_as_sections_copied_each_step(device):
+    """The GPU-resident data path (uint8 sections on the device) equals the host path, step for step."""
+    train = [grid_section(9, seed=1), grid_section(7, seed=2), grid_section(8, seed=3)]
+    results = []
+    for on_device in (False, True):
+        seed_everything(0)
+        model = build_model({"name": "thitogene", "preset": "small"}, 16)
+        settings = LoopSettings(
+            epochs=3, lr=1e-3, seed=0, sections_per_step=2, device=torch.device(device), data_on_device=on_device
+        )
+        results.append(fit(model, train, [grid_section(6, seed=4)], settings))
+    host, resident = results
+    assert [r["train_loss"] for r in host.history] == [r["train_loss"] for r in resident.history]
+    assert [r["validation_loss"] for r in host.history] == [r["validation_loss"] for r in resident.history]
+    assert same_weights(host.state_dict, resident.state_dict)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
-from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections
+from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections, examples_on
 from thitogene_kedro.models.runtime import Precision
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class LoopSettings:
     patience: int | None = None
     min_delta: float = 0.0
     label: str = "fold"
+    data_on_device: bool = False
 
 
 @dataclass
@@ -67,8 +68,9 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimiser(model: torch.nn.Module, settings: LoopSettings) -> torch.optim.Optimizer:
+    """Adam or AdamW, the fused kernel (one pass over each parameter, CPU and CUDA; same update rule)."""
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimiser]
-    return cls(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    return cls(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
 
 
 def _batches(n: int, size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -118,6 +120,8 @@ def fit(
     device = settings.device
     model.to(device)
     optimiser = make_optimiser(model, settings)
+    if settings.data_on_device:  # uint8 patches and the graphs stay on the device; batches are built there
+        train, validation = examples_on(train, device), examples_on(validation, device)
     history: list[dict[str, float]] = []
     best = {"loss": math.inf, "epoch": 0, "state": None}
     start_epoch, resumed_from = 1, None

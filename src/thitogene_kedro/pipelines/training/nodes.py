@@ -158,10 +158,11 @@ def train_fold(
         device=device, precision=precision, checkpoint_every=training.checkpoint_every,
         progress_every=training.progress_every, patience=training.early_stopping.patience,
         min_delta=training.early_stopping.min_delta, label=fold.name,
+        data_on_device=device.type == "cuda" if training.data_on_device == "auto" else training.data_on_device,
     )  # fmt: skip
     fingerprint = _fingerprint(
         fold.to_dict(), gene_names, config.model_dump(), preprocessing.normalisation.model_dump(),
-        training.model_dump(exclude={"checkpoint_every", "progress_every", "device", "cv", "registry"}),
+        training.model_dump(exclude={"checkpoint_every", "progress_every", "device", "cv", "registry", "data_on_device"}),
     )  # fmt: skip
     logger.info(
         "%s: training %s (%s, %d parameters) on %d sections, %d spots, %d genes; device %s, %s",

@@ -75,6 +75,7 @@ class TrainingParams(_Strict):
     seed: int = 0
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    data_on_device: Literal["auto"] | bool = "auto"
     checkpoint_every: int = Field(10, ge=1)
     progress_every: int = Field(0, ge=0, description="epochs between progress lines; 0: about ten per fold")
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
