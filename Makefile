@@ -40,7 +40,7 @@ viz-build: $(STAMP)
 # (a real her2st section when the environment sets HER2ST_DIR [and HER2ST_GENE_LIST], else a
 # synthetic one); see docs/benchmarks.md.
 bench: $(STAMP)
-	PYTHONPATH=. $(BIN)/python bench/run.py
+	PYTHONPATH=. $(BIN)/python bench/run.py --write docs/benchmarks.md
 
 # Parameters and forward FLOPs per component of the paper configurations (docs/models/).
 model-summary: $(STAMP)

@@ -32,8 +32,11 @@ from thitogene_kedro.sections import SectionSource
 from thitogene_kedro.sections.images import SlideImage
 
 
-def load_sections(root: Path, sections: list[str], genes: list[str] | None) -> tuple[list[SectionExample], list[str]]:
-    source = SectionSource("her2st", root)
+def load_sections(
+    root: Path, sections: list[str], genes: list[str] | None, source_name: str = "her2st"
+) -> tuple[list[SectionExample], list[str]]:
+    """Read, normalise, patch and graph ``sections`` of a data source, as the data pipelines do."""
+    source = SectionSource(source_name, root)
     raws = {s: source.read(s) for s in sections}
     if genes is None:  # the 500 genes expressed in most spots across the given sections (no file given)
         common = sorted(set.intersection(*(set(r.var_names) for r in raws.values())))

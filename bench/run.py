@@ -1,109 +1,238 @@
-"""Benchmark table: the machine's matmul rate, and THItoGene's training step and inference against it.
+"""Benchmark suite: THItoGene against the machine's arithmetic floor, naive formulations side by side,
+patching and whole-job memory, scaling with section size, and the end-to-end demo run.
 
-    python bench/run.py [--her2st-dir ../shared/data/her2st] [--section B4] [--repeats 5]
+    python bench/run.py [--her2st-dir ../shared/data/her2st] [--gene-list FILE] [--write docs/benchmarks.md]
 
-On a real her2st section when ``--her2st-dir`` (or ``HER2ST_DIR``) is given, else on a synthetic
-section of 283 spots. For each operation: FLOPs (PyTorch's flop counter; matmul/conv as 2·MAC),
-the median and spread of ``--repeats`` timed runs after one warm-up, and the ratio of the median
-to the arithmetic floor (FLOPs ÷ the machine's measured fp32 matmul rate, 2048² × 2048). The
-depthwise primary-capsule convolution's backward is overcounted by the flop counter (it ignores
-``groups``); the table subtracts that overcount.
+On a real her2st section (``--section``, default B4) when ``--her2st-dir`` (or ``HER2ST_DIR``) is a
+her2st copy, else on the synthetic demo. Prints one markdown report; ``--write`` also puts it into
+that file between the ``bench:begin``/``bench:end`` markers. Workloads whose peak memory is reported
+run in fresh processes (``bench/child.py``). Ratios, not absolute times, are what compare across
+runs: these machines are noisy, so every comparison is measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import platform
-import statistics
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from bench.gpu_check import load_sections
-from thitogene_kedro.models import build_model, collate_sections
-from thitogene_kedro.models.summary import demo_section
+from bench.model_ops import Row, comparison_rows, matmul_rate, module_rows, paper_model, whole_step_rows
+from thitogene_kedro.models import collate_sections
+from thitogene_kedro.sections import synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
-def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
-    """Measured fp32 matmul FLOP/s (best of ``repeats``)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def run_child(*args: str, env: dict[str, str] | None = None) -> dict:
+    """``python -m bench.child ARGS`` in a fresh process; its JSON result or ``{"error": ...}``."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.child", *args], capture_output=True, text=True, check=False, env=env, cwd=ROOT
+    )
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1][:200]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _flops(fn) -> int:
-    counter = FlopCounterMode(display=False)
-    with torch.backends.mkldnn.flags(enabled=False), sdpa_kernel(SDPBackend.MATH), counter:
-        fn()
-    return counter.get_total_flops()
+def floor_table(rows: list[Row], rate: float) -> list[str]:
+    lines = [
+        "| operation | GFLOP | median s | min–max s | floor s | median / floor |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        ratio = f"{row.median / row.floor(rate):.2f}" if row.flops else "–"
+        floor = f"{row.floor(rate):.3f}" if row.flops else "–"
+        cells = (
+            f"{row.flops / 1e9:.1f} | {row.median:.3f} | {min(row.times):.3f}–{max(row.times):.3f} | {floor} | {ratio}"
+        )
+        lines.append(f"| {row.name} | {cells} |")
+    return lines
+
+
+def comparison_table(pairs: list[tuple[Row, Row]]) -> list[str]:
+    lines = ["| naive | ours | naive s | ours s | naive / ours |", "|---|---|---:|---:|---:|"]
+    for naive, ours in pairs:
+        lines.append(
+            f"| {naive.name} | {ours.name.split(', ', 1)[-1]} | {naive.median:.3f} | {ours.median:.3f} | "
+            f"{naive.median / ours.median:.2f} |"
+        )
+    return lines
+
+
+def scaling_table(sizes: list[int], naive_max: int, preset: str) -> list[str]:
+    lines = [
+        "| spots | step s (ours) | peak MiB (ours) | step s (naive) | peak MiB (naive) | naive / ours time | "
+        "forward s: capsules · ViT · GAT (ours) |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for spots in sizes:
+        steps = "2" if spots <= 1000 else "1"
+        ours = run_child("scaling", "--spots", str(spots), "--variant", "ours", "--preset", preset, "--steps", steps)
+        naive = (
+            run_child("scaling", "--spots", str(spots), "--variant", "naive", "--preset", preset, "--steps", steps)
+            if spots <= naive_max
+            else {"error": f"not run above {naive_max:,} spots (N×N tensors)"}
+        )
+        cells = [f"{spots:,}"]
+        for result in (ours, naive):
+            cells += (
+                [f"{result['step_s']:.2f}", f"{result['peak_rss_mib']:,.0f}"]
+                if "error" not in result
+                else [result["error"], "–"]
+            )
+        ratio = f"{naive['step_s'] / ours['step_s']:.2f}" if "error" not in ours and "error" not in naive else "–"
+        forward = " · ".join(f"{s:.2f}" for s in ours.get("forward_s", {}).values()) or "–"
+        lines.append(f"| {' | '.join(cells)} | {ratio} | {forward} |")
+    return lines
+
+
+def memory_table(data_dir: Path, source: str, section: str, preset: str) -> list[str]:
+    base = ("--data-dir", str(data_dir), "--source", source, "--section", section)
+    rows = [
+        ("patching, the project's reader (uint8 crops)", run_child("patching", *base, "--variant", "ours")),
+        (
+            "patching, whole slide decoded to float (reference)",
+            run_child("patching", *base, "--variant", "whole_float"),
+        ),
+        (
+            f"patch + 3 training steps, THItoGene {preset}",
+            run_child("patch_and_train", *base, "--steps", "3", "--preset", preset),
+        ),
+    ]
+    lines = ["| workload | s | peak RSS MiB |", "|---|---:|---:|"]
+    for name, result in rows:
+        if "error" in result:
+            lines.append(f"| {name} | {result['error']} | – |")
+        else:
+            lines.append(f"| {name} | {result['seconds']:.2f} | {result['peak_rss_mib']:,.0f} |")
+    return lines
+
+
+def end_to_end() -> list[str]:
+    """``kedro run`` of the default pipeline on the synthetic demo, in a fresh copy of the project."""
+    with tempfile.TemporaryDirectory() as folder:
+        project = Path(folder)
+        shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+        (project / "conf" / "local").mkdir()
+        shutil.copy(ROOT / "pyproject.toml", project)
+        (project / "src").mkdir()
+        store = {"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "true"}
+        result = run_child("end_to_end", "--project", str(project), env=store)
+    if "error" in result:
+        return [f"`kedro run` failed: {result['error']}"]
+    return [
+        "| command | s | peak RSS MiB | status |",
+        "|---|---:|---:|---|",
+        f"| `kedro run` | {result['seconds']:.0f} | {result['peak_rss_mib']:,.0f} | {result['status']} |",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--her2st-dir", type=Path, default=os.environ.get("HER2ST_DIR"))
-    parser.add_argument("--gene-list", type=Path, default=os.environ.get("HER2ST_GENE_LIST"))
+    parser.add_argument("--gene-list", type=Path, default=os.environ.get("HER2ST_GENE_LIST") or None)
     parser.add_argument("--section", default="B4")
     parser.add_argument("--preset", default="paper_her2st")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[300, 1000, 3000, 5000])
+    parser.add_argument("--naive-max", type=int, default=3000, help="largest section size run the naive way")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["modules", "comparisons", "memory", "e2e"])
+    parser.add_argument("--write", type=Path, help="markdown file whose bench:begin/end block is replaced")
     args = parser.parse_args(argv)
-
+    started = time.perf_counter()
     torch.manual_seed(0)
-    if args.her2st_dir and Path(args.her2st_dir).is_dir():
-        genes = args.gene_list.read_text().split() if args.gene_list else None
-        examples, genes = load_sections(Path(args.her2st_dir), [args.section], genes)
-        batch, label = collate_sections(examples), f"her2st {args.section}"
+
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.her2st_dir and Path(args.her2st_dir).is_dir():
+            source, data_dir, section = "her2st", Path(args.her2st_dir), args.section
+            genes = args.gene_list.read_text().split() if args.gene_list else None
+        else:
+            config = synthetic.SyntheticConfig()
+            source, data_dir = "synthetic", synthetic.generate(Path(scratch) / "synthetic", config)
+            section, genes = synthetic.section_ids(data_dir, config)[0], None
+        examples, genes = load_sections(data_dir, [section], genes, source)
+        batch = collate_sections(examples)
+        n_spots = int(batch.mask.sum())
+        rate = matmul_rate()
+        model = paper_model(len(genes), args.preset)
+
+        report = [
+            f"**{datetime.date.today():%Y-%m-%d}**, {cpu_name()}, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}, Python {platform.python_version()}.",
+            "",
+            f"Section: {source} {section}, {n_spots} spots, {len(genes)} genes; THItoGene `{args.preset}`. "
+            f"fp32 matmul (2048² × 2048): **{rate / 1e9:.0f} GFLOP/s**.",
+        ]
+        if torch.cuda.is_available():
+            bf16 = matmul_rate(8192, 5, torch.bfloat16, "cuda")
+            fp32 = matmul_rate(8192, 5, torch.float32, "cuda")
+            report.append(
+                f"GPU {torch.cuda.get_device_name()}: fp32 {fp32 / 1e12:.0f}, bf16 {bf16 / 1e12:.0f} TFLOP/s."
+            )
+        rows = whole_step_rows(model, batch, args.repeats)
+        if "modules" not in args.skip:
+            rows += module_rows(model, batch, args.repeats)
+        report += ["", "### One section against the arithmetic floor", "", *floor_table(rows, rate)]
+        if "comparisons" not in args.skip:
+            report += ["", "### Naive formulations side by side (same inputs, same run)", ""]
+            report += comparison_table(comparison_rows(model, batch, args.repeats))
+        del model
+        if "memory" not in args.skip:
+            report += ["", "### Patching and the whole job's memory (fresh process each)", ""]
+            report += memory_table(data_dir, source, section, args.preset)
+        if args.sizes:
+            report += [
+                "",
+                "### Scaling with section size (synthetic sections, one training step, fresh process each)",
+                "",
+            ]
+            report += [
+                "ours: neighbour-list graph attention and fused attention kernels; naive: N×N graph attention "
+                "and softmax(QKᵀ)V written out.",
+                "",
+                *scaling_table(args.sizes, args.naive_max, args.preset),
+            ]
+        if "e2e" not in args.skip:
+            report += ["", "### End to end: the default `kedro run` on the synthetic demo", "", *end_to_end()]
+    report += ["", f"Suite time: {time.perf_counter() - started:.0f} s."]
+    text = "\n".join(report)
+    print(text)  # noqa: T201
+    if args.write:
+        write_block(args.write, text)
+
+
+def write_block(path: Path, text: str) -> None:
+    """Replace the text between the markers in ``path`` (appending the block if it has none)."""
+    document = path.read_text() if path.exists() else ""
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in document and END in document:
+        head, rest = document.split(BEGIN, 1)
+        document = head + block + rest.split(END, 1)[1]
     else:
-        genes = [f"G{i}" for i in range(785)]
-        batch = demo_section(283, 785)
-        batch.targets = torch.rand(1, 283, 785)
-        label = "synthetic 283-spot section"
-    n_spots, n_genes = int(batch.mask.sum()), len(genes)
-    model = build_model({"name": "thitogene", "preset": args.preset}, n_genes)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-5)
-
-    def step() -> None:
-        model.train()
-        terms = model.loss_terms(batch, model(batch))
-        optimiser.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimiser.step()
-
-    def forward() -> None:
-        model.eval()
-        with torch.no_grad():
-            model(batch)
-
-    rate = matmul_rate()
-    depthwise = model.caps_layer.primary_caps.depthwise_conv
-    overcount = 2 * n_spots * depthwise.in_channels * depthwise.kernel_size[0] ** 2 * (depthwise.groups - 1)
-    rows = []
-    for name, fn, flops in (
-        ("training step (fwd+bwd+Adam)", step, _flops(step) - overcount),
-        ("inference (eval forward)", forward, _flops(forward)),
-    ):
-        fn()  # warm-up
-        times = [_timed(fn) for _ in range(args.repeats)]
-        median = statistics.median(times)
-        rows.append((name, flops, median, min(times), max(times), median / (flops / rate)))
-    machine = f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"{machine}; {label}: {n_spots} spots, {n_genes} genes, {args.preset}")  # noqa: T201
-    print(f"fp32 matmul 2048²×2048: {rate / 1e9:.0f} GFLOP/s")  # noqa: T201
-    print("| operation | GFLOP | median s | min–max s | floor s | median / floor |")  # noqa: T201
-    print("|---|---:|---:|---:|---:|---:|")  # noqa: T201
-    for name, flops, median, low, high, ratio in rows:
-        cells = f"{flops / 1e9:.1f} | {median:.3f} | {low:.3f}–{high:.3f} | {flops / rate:.3f} | {ratio:.2f}"
-        print(f"| {name} | {cells} |")  # noqa: T201
+        document = document.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(document)
 
 
 if __name__ == "__main__":

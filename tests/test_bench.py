@@ -26,7 +26,21 @@ def test_slide_memory_runs(capsys):
     assert "tiles: {'peak_rss_mib'" in out and "whole: {'peak_rss_mib'" in out and "ratio" in out
 
 
-def test_benchmark_table_runs(capsys):
-    run.main(["--preset", "small", "--repeats", "1", "--her2st-dir", "/nonexistent"])
+def test_benchmark_suite_prints_and_writes_its_report(tmp_path, capsys):
+    """Synthetic demo, tiny settings: every table appears, with measured rows, and lands in the file."""
+    document = tmp_path / "benchmarks.md"
+    document.write_text("# Benchmarks\n\n<!-- bench:begin -->\nprevious report\n<!-- bench:end -->\n\nNotes stay.\n")
+    run.main(
+        ["--preset", "small", "--repeats", "1", "--her2st-dir", "/nonexistent", "--sizes", "60",
+         "--naive-max", "60", "--skip", "e2e", "--write", str(document)]
+    )  # fmt: skip
     out = capsys.readouterr().out
-    assert "fp32 matmul" in out and "| training step" in out and "| inference" in out
+    assert "fp32 matmul" in out and "Section: synthetic" in out
+    for row in ("| training step", "| · backward", "| inference", "| · vit fwd+bwd", "| · gat fwd+bwd"):
+        assert row in out, row
+    assert "| graph attention fwd+bwd, N×N dense | neighbour list |" in out
+    assert "| patching, the project's reader" in out and "| patch + 3 training steps" in out
+    scaling = next(line for line in out.splitlines() if line.startswith("| 60 |"))
+    assert "error" not in scaling and "–" not in scaling.split("|")[2]
+    written = document.read_text()
+    assert "previous report" not in written and "Notes stay." in written and "| training step" in written

@@ -73,9 +73,10 @@ def sparse_aggregate(edges: torch.Tensor, alpha: torch.Tensor, values: torch.Ten
     spots = values.shape[0]
     matrices = [
         torch.sparse_coo_tensor(edges, weights, (spots, spots), is_coalesced=True, check_invariants=False)
-        for weights in alpha
+        for weights in alpha.float()
     ]
-    return torch.stack([torch.sparse.mm(matrix, values[:, k]) for k, matrix in enumerate(matrices)], dim=1)
+    with torch.autocast(values.device.type, enabled=False):  # sparse products stay float32 (autocast mixes dtypes)
+        return torch.stack([torch.sparse.mm(m, values[:, k].float()) for k, m in enumerate(matrices)], dim=1)
 
 
 class GraphAttention(nn.Module):
