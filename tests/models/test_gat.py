@@ -121,3 +121,15 @@ def test_neighbour_lists_equal_the_dense_formulation_on_random_graphs(seed, axis
     torch.testing.assert_close(grad_x, dense_grad_x, rtol=1e-4, atol=1e-5)
     for grad, dense_grad in zip(grads, dense_grads, strict=True):
         torch.testing.assert_close(grad, dense_grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_neighbour_lists_train_under_autocast(dtype):
+    """The sparse products run in float32 inside autocast; gradients reach the input."""
+    edges, mask = random_graphs(0)
+    gat = MultiHeadGAT(12, 8, 6, 3, 0.0, 0.01, "neighbours", True)
+    x = torch.randn(2, mask.shape[1], 12, requires_grad=True)
+    with torch.autocast("cpu", dtype=dtype):
+        out = gat(x, edges, mask)
+    out.float().sum().backward()
+    assert out.dtype == dtype and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
