@@ -69,7 +69,10 @@ def scaling(spots: int, variant: str, preset: str, steps: int, n_genes: int = 78
     batch = demo_section(spots, n_genes)
     batch.targets = torch.rand(1, spots, n_genes)
     torch.manual_seed(0)
-    model = build_model({"name": "thitogene", "preset": preset, "overrides": {"gat": {"implementation": gat}}}, n_genes)
+    # a square grid of 5,000 spots is 71 wide: Visium-sized sections need a wider position table than 64
+    table = max(64, int(batch.positions.max()) + 1)
+    overrides = {"gat": {"implementation": gat}, "position_table_size": table}
+    model = build_model({"name": "thitogene", "preset": preset, "overrides": overrides}, n_genes)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
     forward: dict[str, float] = {}
     starts: dict[str, float] = {}

@@ -1,0 +1,126 @@
+"""Project commands added to ``kedro``: the fold list, and folds run side by side.
+
+    kedro folds list [--env ENV] [--params K=V,...]
+    kedro folds run [--devices cpu|0,1,...] [--per-device N] [--env ENV] [--params K=V,...] [--then PIPELINE]
+
+The fold list is the one the training pipeline's namespaces are built from (the active
+configuration's :func:`~thitogene_kedro.pipelines.training.planning.current_fold_plan`).
+``folds run`` prepares the data once (the data pipelines), then runs one ``kedro run --pipelines
+training --namespaces <fold>`` process per fold, ``--per-device`` at a time on each device
+(``CUDA_VISIBLE_DEVICES`` set per process; one small fold rarely fills a GPU), and finally
+``kedro run --pipelines <then>``, which reuses every finished fold from its checkpoint and does what
+needs all folds (the cross-validation summary, the final model, its registration, evaluation).
+Each fold process is its own MLflow run; its output goes to ``logs/folds/<fold>.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+DATA_PIPELINES = "preprocessing,patching,graph_building"
+
+
+def fold_names(project: Path, env: str | None, params: dict) -> list[str]:
+    """The fold namespaces of the active configuration (``fold_<id>``), as the training pipeline has them."""
+    from thitogene_kedro.pipelines.training.planning import current_fold_plan  # noqa: PLC0415 - imports torch
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
+        session.load_context()  # the project hook hands the session's configuration to the planner
+        return [fold.name for fold in current_fold_plan()]
+
+
+def kedro_command(*args: str, env: str | None, params: str | None) -> list[str]:
+    command = [sys.executable, "-m", "kedro", "run", *args]
+    if env:
+        command += ["--env", env]
+    if params:
+        command += ["--params", params]
+    return command
+
+
+def run_side_by_side(
+    folds: list[str], devices: list[str], per_device: int, command_for, log_dir: Path
+) -> dict[str, int]:
+    """Run one process per fold, ``per_device`` at a time on each device; their exit codes."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    slots = [device for device in devices for _ in range(per_device)]
+    waiting, running, codes = list(folds), {}, {}
+    while waiting or running:
+        free = [slot for slot in range(len(slots)) if slot not in running]
+        while waiting and free:
+            slot, fold = free.pop(0), waiting.pop(0)
+            env = dict(os.environ)
+            if slots[slot] != "cpu":
+                env["CUDA_VISIBLE_DEVICES"] = slots[slot]
+            log = (log_dir / f"{fold}.log").open("w")
+            process = subprocess.Popen(command_for(fold), env=env, stdout=log, stderr=subprocess.STDOUT)
+            running[slot] = (fold, process, log)
+            click.echo(f"{fold}: started on {slots[slot]} (pid {process.pid}), log {log.name}")
+        time.sleep(0.5)
+        for slot, (fold, process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                codes[fold] = process.returncode
+                del running[slot]
+                state = "finished" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
+                click.echo(f"{fold}: {state}")
+    return codes
+
+
+@click.group(name="thitogene")
+def cli() -> None:
+    """thitogene-kedro project commands."""
+
+
+@cli.group()
+def folds() -> None:
+    """Cross-validation folds: list them, run them side by side."""
+
+
+def _parse_params(value: str | None) -> dict:
+    from kedro.framework.cli.utils import _split_params  # noqa: PLC0415
+
+    return _split_params(None, None, value) if value else {}
+
+
+@folds.command(name="list")
+@click.option("--env", "-e", default=None, help="Kedro environment.")
+@click.option("--params", default=None, help="Runtime parameters, as for kedro run.")
+def list_folds(env: str | None, params: str | None) -> None:
+    """Print the fold namespaces, one per line (job index i runs line i)."""
+    for name in fold_names(Path.cwd(), env, _parse_params(params)):
+        click.echo(name)
+
+
+@folds.command(name="run")
+@click.option("--devices", default="cpu", show_default=True, help="cpu, or comma-separated CUDA device ids.")
+@click.option("--per-device", default=1, show_default=True, type=click.IntRange(1), help="Folds at once per device.")
+@click.option("--env", "-e", default=None, help="Kedro environment.")
+@click.option("--params", default=None, help="Runtime parameters, as for kedro run.")
+@click.option("--then", "then", default="training", show_default=True, help="Pipeline run after the folds.")
+def run_folds(devices: str, per_device: int, env: str | None, params: str | None, then: str) -> None:
+    """Data pipelines once, every fold in its own process side by side, then ``--then``."""
+    project = Path.cwd()
+    names = fold_names(project, env, _parse_params(params))
+    click.echo(f"{len(names)} folds on {devices} × {per_device}: {' '.join(names)}")
+    subprocess.run(kedro_command("--pipelines", DATA_PIPELINES, env=env, params=params), check=True)
+    codes = run_side_by_side(
+        names,
+        devices.split(","),
+        per_device,
+        lambda fold: kedro_command("--pipelines", "training", "--namespaces", fold, env=env, params=params),
+        project / "logs" / "folds",
+    )
+    failed = sorted(fold for fold, code in codes.items() if code)
+    if failed:
+        raise click.ClickException(f"folds failed: {' '.join(failed)} (see logs/folds/); rerun to resume them")
+    subprocess.run(kedro_command("--pipelines", then, env=env, params=params), check=True)

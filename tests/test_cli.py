@@ -1,0 +1,63 @@
+"""``kedro folds``: the fold list, and folds run side by side in their own processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime
+
+import mlflow
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+
+def fast_training(project, folds: list[str]) -> None:
+    """conf/local: a 3-epoch training of ``folds`` (local replaces base's top-level ``training`` key)."""
+    training = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "parameters_training.yml").read_text())
+    training["training"] |= {"epochs": 3, "checkpoint_every": 1}
+    training["training"]["cv"]["folds"] = folds
+    (project / "conf" / "local" / "parameters_training.yml").write_text(yaml.safe_dump(training))
+
+
+def kedro(project, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args], cwd=project, capture_output=True, text=True, env=dict(os.environ)
+    )
+
+
+def test_fold_list_is_the_training_pipelines_namespaces(project_copy):
+    fast_training(project_copy, ["SYN_A1", "SYN_B2"])
+    out = kedro(project_copy, "folds", "list")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["fold_SYN_A1", "fold_SYN_B2", "final"]
+
+
+def _interval(log: str) -> tuple[datetime, datetime]:
+    stamps = re.findall(r"\[(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)\]", log)
+    return datetime.strptime(stamps[0], "%m/%d/%y %H:%M:%S"), datetime.strptime(stamps[-1], "%m/%d/%y %H:%M:%S")
+
+
+def test_folds_run_side_by_side_then_the_summary_reuses_them(project_copy):
+    fast_training(project_copy, ["SYN_A1", "SYN_B1"])
+    out = kedro(project_copy, "folds", "run", "--per-device", "3")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    logs = {name: (project_copy / "logs" / "folds" / f"{name}.log").read_text() for name in ("fold_SYN_A1", "fold_SYN_B1", "final")}
+    for name, log in logs.items():
+        assert "Pipeline execution completed successfully" in log, name
+    (a_start, a_end), (b_start, b_end) = _interval(logs["fold_SYN_A1"]), _interval(logs["fold_SYN_B1"])
+    assert a_start <= b_end and b_start <= a_end  # they overlapped in time
+    # the closing training run found every fold finished and trained nothing again
+    assert out.stdout.count("already trained") + out.stderr.count("already trained") == 3
+    runs = mlflow.search_runs(experiment_names=["thitogene_kedro"], output_format="list")
+    assert len(runs) == 5 and all(run.info.status == "FINISHED" for run in runs)  # data, 3 folds, closing run
+    assert mlflow.MlflowClient().get_model_version_by_alias("synthetic_thitogene", "champion").version == "1"
+
+
+def test_a_failing_fold_fails_the_command_and_skips_the_closing_run(project_copy):
+    fast_training(project_copy, ["SYN_A1"])
+    # a device that does not exist makes the fold's training node fail (after the data pipelines ran)
+    out = kedro(project_copy, "folds", "run", "--params", "training.device=cuda:99")
+    assert out.returncode != 0 and "folds failed: fold_SYN_A1" in out.stdout + out.stderr
