@@ -17,7 +17,8 @@ def test_gpu_check_runs_on_cpu(capsys):
     out = capsys.readouterr().out
     assert "1 training sections (" in out and "500 genes" in out
     rows = [line for line in out.splitlines() if line.startswith(("| fp32", "| bf16"))]
-    assert len(rows) == 2 and all(len(row.split("|")) == 8 for row in rows)
+    assert len(rows) == 2 and all(len(row.split("|")) == 9 for row in rows)
+    assert "protocol: 32 folds × 300 epochs × 31 sections" in out
 
 
 def test_slide_memory_runs(capsys):
