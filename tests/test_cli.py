@@ -40,6 +40,12 @@ def test_fold_list_is_the_training_pipelines_namespaces(project_copy):
     assert out.stdout.split() == ["fold_SYN_A1", "fold_SYN_B2", "final"]
 
 
+def runs_in_store() -> list[mlflow.entities.Run]:
+    """The runs the subprocesses logged (this process's MLflow may point at an earlier test's store)."""
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    return mlflow.search_runs(experiment_names=["thitogene_kedro"], output_format="list")
+
+
 def _interval(log: str) -> tuple[datetime, datetime]:
     stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - ", log, flags=re.MULTILINE)
     return datetime.strptime(stamps[0], "%Y-%m-%d %H:%M:%S,%f"), datetime.strptime(stamps[-1], "%Y-%m-%d %H:%M:%S,%f")
@@ -59,7 +65,7 @@ def test_folds_run_side_by_side_then_the_summary_reuses_them(project_copy):
     assert a_start <= b_end and b_start <= a_end  # they overlapped in time
     # the closing training run found every fold finished and trained nothing again
     assert out.stdout.count("already trained") + out.stderr.count("already trained") == 3
-    runs = mlflow.search_runs(experiment_names=["thitogene_kedro"], output_format="list")
+    runs = runs_in_store()
     assert len(runs) == 5 and all(run.info.status == "FINISHED" for run in runs)  # data, 3 folds, closing run
     assert int(mlflow.MlflowClient().get_model_version_by_alias("synthetic_thitogene", "champion").version) == 1
 
@@ -69,7 +75,7 @@ def test_a_failing_fold_fails_the_command_and_skips_the_closing_run(project_copy
     # a device that does not exist makes the fold's training node fail (after the data pipelines ran)
     out = kedro(project_copy, "folds", "run", "--params", "training.device=cuda:99")
     assert out.returncode != 0 and "folds failed: final fold_SYN_A1" in out.stdout + out.stderr
-    runs = mlflow.search_runs(experiment_names=["thitogene_kedro"], output_format="list")
+    runs = runs_in_store()
     assert sorted(run.info.status for run in runs) == [
         "FAILED",
         "FAILED",
