@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test lint format viz viz-build her2st model-summary bench lock clean-data
+.PHONY: install run test lint format viz viz-build her2st model-summary bench lock clean-data mlflow-server postgres-local
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -56,3 +56,12 @@ lock: $(STAMP)
 
 clean-data:
 	find data -mindepth 2 -type f ! -name .gitkeep -delete
+
+# The lab's MLflow tracking server (PostgreSQL backend store, proxied artifacts, 127.0.0.1 by
+# default): `make postgres-local` starts a PostgreSQL in .postgres/ and prints the store URI;
+# `MLFLOW_BACKEND_STORE_URI=<uri> make mlflow-server`. See README "Running the full protocol on a cluster".
+postgres-local:
+	deploy/mlflow/local_postgres.sh start .postgres
+
+mlflow-server: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH deploy/mlflow/server.sh

@@ -88,9 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     folds, epochs, sections = args.protocol
     protocol_spots = folds * epochs * sections * spots / len(train)
     print(f"protocol: {folds} folds × {epochs} epochs × {sections} sections ≈ {protocol_spots:,.0f} spot-steps")  # noqa: T201
-    print(
-        "| precision | s/epoch | spots/s | peak GPU MiB | eval forward s | held-out PCC | protocol h (1 fold at a time) |"
-    )  # noqa: T201
+    header = "| precision | s/epoch | spots/s | peak GPU MiB | eval forward s | held-out PCC | protocol h (1 fold at a time) |"
+    print(header)  # noqa: T201
     print("|---|---:|---:|---:|---:|---:|---:|")  # noqa: T201
     for precision in args.precisions:
         seed_everything(0)

@@ -290,12 +290,29 @@ def package_model(
     training: TrainingParams,
 ) -> SpotExpressionPredictor:
     """The final model as a pyfunc, named ``<data source>_<model>`` unless ``training.registry.name`` is set."""
+    if Fold.from_dict(model["fold"]).name != FINAL:
+        raise ValueError("only the final model (trained on every section) is registered")
+    return _predictor(model, raw_sections, graph_building, training)
+
+
+def package_fold_model(
+    model: Mapping[str, Any], raw_sections: Loaders, graph_building: GraphBuildingParams, training: TrainingParams
+) -> SpotExpressionPredictor:
+    """A fold's model as a pyfunc registered under ``<name>_folds`` (``training.registry.register_folds``)."""
+    return _predictor(model, raw_sections, graph_building, training, suffix="_folds")
+
+
+def _predictor(
+    model: Mapping[str, Any],
+    raw_sections: Loaders,
+    graph_building: GraphBuildingParams,
+    training: TrainingParams,
+    suffix: str = "",
+) -> SpotExpressionPredictor:
     training = TrainingParams.model_validate(training)
     graph = GraphBuildingParams.model_validate(graph_building)
     source = getattr(getattr(raw_sections, "source", None), "source", "data")
-    name = training.registry.name or f"{source}_{training.model.name}"
-    if Fold.from_dict(model["fold"]).name != FINAL:
-        raise ValueError("only the final model (trained on every section) is registered")
+    name = (training.registry.name or f"{source}_{training.model.name}") + suffix
     return SpotExpressionPredictor(
         dict(model),
         registered_name=name,

@@ -59,10 +59,15 @@ class EarlyStoppingParams(_Strict):
 
 
 class RegistryParams(_Strict):
-    """The registered model: ``name`` (default ``<data source>_<model name>``) and the alias set on it."""
+    """The registered model: ``name`` (default ``<data source>_<model name>``) and the alias set on it.
+
+    ``register_folds`` also registers each cross-validation fold's model, as ``<name>_folds`` with
+    the fold's namespace as alias (a sweep's fold jobs; see docs/scale-out.md).
+    """
 
     name: str | None = None
     alias: str = "champion"
+    register_folds: bool = False
 
 
 class TrainingParams(_Strict):

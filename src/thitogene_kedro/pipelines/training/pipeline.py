@@ -15,7 +15,7 @@ from kedro.pipeline import Node, Pipeline
 
 from thitogene_kedro.pipelines.training import nodes
 from thitogene_kedro.pipelines.training.folds import FINAL, Fold
-from thitogene_kedro.pipelines.training.planning import fold_plan_or_error
+from thitogene_kedro.pipelines.training.planning import active_training_params, fold_plan_or_error
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def _bound(func, **kwargs):
 SHARED_INPUTS = {"raw_sections", "raw_images", "section_patches", "spot_graphs", "gene_statistics", "gene_list"}
 
 
-def fold_pipeline(fold: Fold) -> Pipeline:
+def fold_pipeline(fold: Fold, register: bool = False) -> Pipeline:
     """The nodes of one fold in namespace ``fold.name``: its datasets are ``<fold>.fold``, ``<fold>.model``..."""
     data = ["raw_sections", "section_patches", "spot_graphs"]
     params = ["params:preprocessing", "params:training"]
@@ -60,13 +60,26 @@ def fold_pipeline(fold: Fold) -> Pipeline:
                 name="predict_fold",
             )
         )
+        if register:
+            steps.append(
+                Node(
+                    nodes.package_fold_model,
+                    ["model", "raw_sections", "params:graph_building", "params:training"],
+                    "registered_model",
+                    name="register_fold_model",
+                )
+            )
     used = {name for step in steps for name in step.inputs}
     return Pipeline(
         steps,
         namespace=fold.name,
         inputs=SHARED_INPUTS & used,
-        parameters={"params:preprocessing", "params:training"},
+        parameters={"params:preprocessing", "params:training", "params:graph_building"} & used_params(steps),
     )
+
+
+def used_params(steps: list[Node]) -> set[str]:
+    return {name for step in steps for name in step.inputs if name.startswith("params:")}
 
 
 def planning_error_pipeline(error: Exception, pipeline_name: str) -> Pipeline:
@@ -79,14 +92,18 @@ def planning_error_pipeline(error: Exception, pipeline_name: str) -> Pipeline:
     return Pipeline([Node(fold_planning_error, None, f"{pipeline_name}_plan", name=f"{pipeline_name}_planning_error")])
 
 
-def create_pipeline(folds: list[Fold] | Exception | None = None, **kwargs) -> Pipeline:
-    """The training pipeline for ``folds`` (default: planned from the active configuration)."""
+def create_pipeline(
+    folds: list[Fold] | Exception | None = None, register_folds: bool | None = None, **kwargs
+) -> Pipeline:
+    """The training pipeline for ``folds`` (default: planned from the active configuration);
+    ``register_folds`` (default: ``training.registry.register_folds``) adds a registration per fold."""
     folds = fold_plan_or_error() if folds is None else folds
     if isinstance(folds, Exception):
         return planning_error_pipeline(folds, "training")
+    register_folds = active_training_params().registry.register_folds if register_folds is None else register_folds
     pipeline = Pipeline([])
     for fold in folds:
-        pipeline += fold_pipeline(fold)
+        pipeline += fold_pipeline(fold, register=register_folds and bool(fold.test))
     tested = [f for f in folds if f.test]
     pipeline += Pipeline(
         [

@@ -9,6 +9,7 @@ the configuration of ``KEDRO_ENV`` (default: base + local) is read from ``conf/`
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from kedro.io import AbstractDataset
 
 from thitogene_kedro.active_config import active_config_loader
 from thitogene_kedro.pipelines.training.folds import Fold
+from thitogene_kedro.pipelines.training.params import TrainingParams
+
+logger = logging.getLogger(__name__)
 
 
 def _config_loader() -> AbstractConfigLoader:
@@ -50,3 +54,12 @@ def fold_plan_or_error() -> list[Fold] | Exception:
         return current_fold_plan()
     except Exception as error:  # noqa: BLE001 - reported by the pipelines' error node
         return error
+
+
+def active_training_params() -> TrainingParams:
+    """``training`` parameters of the active configuration (defaults where it cannot be read)."""
+    try:
+        return TrainingParams.model_validate(_config_loader()["parameters"].get("training", {}))
+    except Exception as error:  # noqa: BLE001 - a bad configuration is reported when training runs
+        logger.debug("training parameters not readable at registration: %s", error)
+        return TrainingParams()
