@@ -7,16 +7,18 @@
 # Then a sweep with a broken fold, which the checker must reject. Stops exactly what it started.
 set -euo pipefail
 project=$(realpath "$1"); work=$(realpath "$2"); checker=$(realpath "$3")
-chmod 755 "$work"
+# PostgreSQL runs as the postgres user, who cannot enter the caller's private temporary folders
+pg=$(mktemp -d /tmp/fanout-postgres.XXXXXX); chmod 755 "$pg"
 started=()
 cleanup() {
   set +e
   for pid in "${started[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; done
-  [[ -f "$work/pg/data/postmaster.pid" ]] && "$project/deploy/mlflow/local_postgres.sh" stop "$work/pg" >/dev/null 2>&1
+  [[ -f "$pg/db/data/postmaster.pid" ]] && "$project/deploy/mlflow/local_postgres.sh" stop "$pg/db" >/dev/null 2>&1
   for pid in "${started[@]}"; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null
   done
+  rm -rf "$pg"
 }
 trap cleanup EXIT
 start() {  # start "$@" in its own process group, remember its pid
@@ -79,7 +81,7 @@ start slurmd -D -f "$SLURM_CONF" -N "$host"
 wait_for 60 "an idle Slurm node" bash -c '[[ $(sinfo -h -o %T) == idle ]]'
 echo "slurm: $(sinfo -h -o '%N %T %G')"
 
-uri=$("$project/deploy/mlflow/local_postgres.sh" start "$work/pg" 5433)
+uri=$("$project/deploy/mlflow/local_postgres.sh" start "$pg/db" 5433)
 echo "postgres: $uri"
 MLFLOW_BACKEND_STORE_URI="$uri" MLFLOW_ARTIFACTS_DESTINATION="$work/mlartifacts" MLFLOW_PORT=5055 \
   start bash -c "exec '$project/deploy/mlflow/server.sh' > '$work/mlflow.log' 2>&1"
@@ -89,7 +91,10 @@ echo "mlflow: server up"
 
 run_sweep() {  # run_sweep EXPERIMENT [FOLDS]: submit, wait for the array and the summary to leave the queue
   local experiment=$1
-  ( cd "$project" && EXPERIMENT="$experiment" FOLDS="${2:-}" THROTTLE=4 deploy/slurm/submit.sh ) > "$work/$experiment.submit" 2>"$work/$experiment.submit.log"
+  # this node has 2 CPUs and no 48 GB: the array's site defaults are overridden as a user would
+  ( cd "$project" && EXPERIMENT="$experiment" FOLDS="${2:-}" THROTTLE=4 \
+      deploy/slurm/submit.sh --cpus-per-task=1 --mem=1G --time=00:20:00 ) \
+    > "$work/$experiment.submit" 2>"$work/$experiment.submit.log"
   wait_for 600 "sweep $experiment to leave the queue" bash -c '[[ -z $(squeue -h) ]]'
   read -r array summary < "$work/$experiment.submit"
   echo "$array $summary"

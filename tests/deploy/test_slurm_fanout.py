@@ -76,5 +76,6 @@ def test_folds_fan_out_as_a_slurm_array_into_one_tracking_server(tmp_path):
     for expected in ("PASS 4 READY model versions", "PASS peak concurrency 2 == 2"):
         assert any(line.startswith(expected) for line in lines), report
     # the harness stopped exactly what it started
-    left = subprocess.run(["pgrep", "-af", str(work)], capture_output=True, text=True, check=False).stdout
-    assert not left.strip(), left
+    for trace in (str(work), "fanout-postgres"):
+        left = subprocess.run(["pgrep", "-af", trace], capture_output=True, text=True, check=False).stdout
+        assert not left.strip(), left

@@ -200,3 +200,21 @@ def test_training_on_real_her2st_sections(project_copy, monkeypatch):
     assert gridded.uns["slide"]["spots_from"] == "grid" and 0.6 * 180 < gridded.n_obs < 1.6 * 180
     assert (data / "08_reporting" / "inference" / "predicted_genes.png").stat().st_size > 10_000
     np.testing.assert_allclose(predicted[direct.index].X, direct.to_numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_sessions_in_one_process_each_get_their_own_run(project_copy):
+    """A notebook or test that runs two folds one after the other: the second never logs into the
+    first's run (kedro-mlflow leaves its run active; the project hook closes it)."""
+    runs = []
+    for fold in ("SYN_A1", "SYN_B1"):
+        params = {"training": {**FAST["training"], "cv": {"folds": [fold], "final_model": False}}, "run_name": fold}
+        with kedro_session(project_copy, runtime_params=params) as session:
+            session.run(pipeline_names=["training"])
+        assert mlflow.active_run() is None
+        runs.append(latest_run())
+    first, second = runs
+    assert first.info.run_id != second.info.run_id
+    assert (first.info.run_name, second.info.run_name) == ("SYN_A1", "SYN_B1")
+    assert "fold_SYN_A1.train_loss" in first.data.metrics and "fold_SYN_A1.train_loss" not in second.data.metrics
+    assert "fold_SYN_B1.train_loss" in second.data.metrics and "fold_SYN_B1.train_loss" not in first.data.metrics
+    assert all(run.info.status == "FINISHED" for run in runs)
