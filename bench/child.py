@@ -25,6 +25,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from thitogene_kedro.models import build_model, collate_sections
 from thitogene_kedro.models.summary import demo_section
+from thitogene_kedro.pipelines.training.loop import LoopSettings, make_optimiser
 
 VARIANTS = {
     # the project's formulation: neighbour-list graph attention, PyTorch's fused attention kernels
@@ -136,7 +137,7 @@ def patching(root: Path, source_name: str, section: str, variant: str) -> dict:
     }  # fmt: skip
 
 
-def patch_and_train(root: Path, source_name: str, section: str, steps: int, preset: str) -> dict:
+def patch_and_train(root: Path, source_name: str, section: str, steps: int, preset: str, in_backward: bool) -> dict:
     """Patch one real section and train the paper model on it: the whole job's peak memory."""
     from bench.gpu_check import load_sections  # noqa: PLC0415
 
@@ -146,7 +147,7 @@ def patch_and_train(root: Path, source_name: str, section: str, steps: int, pres
     patched = peak_rss_mib()
     torch.manual_seed(0)
     model = build_model({"name": "thitogene", "preset": preset}, len(genes))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
+    optimiser = make_optimiser(model, LoopSettings(epochs=steps, lr=1e-5, step_in_backward=in_backward))
     for _ in range(steps):
         loss = model.loss_terms(batch, model.train()(batch))["loss"]
         optimiser.zero_grad(set_to_none=True)
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--source", default="her2st")
     parser.add_argument("--section", default="B4")
+    parser.add_argument("--step-in-backward", action="store_true")
     args = parser.parse_args(argv)
     if args.workload == "end_to_end":
         result = end_to_end(args.project)
@@ -182,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.workload == "patching":
         result = patching(args.data_dir, args.source, args.section, args.variant)
     else:
-        result = patch_and_train(args.data_dir, args.source, args.section, args.steps, args.preset)
+        result = patch_and_train(
+            args.data_dir, args.source, args.section, args.steps, args.preset, args.step_in_backward
+        )
     print(json.dumps(result))  # noqa: T201
 
 

@@ -120,6 +120,10 @@ def memory_table(data_dir: Path, source: str, section: str, preset: str) -> list
             f"patch + 3 training steps, THItoGene {preset}",
             run_child("patch_and_train", *base, "--steps", "3", "--preset", preset),
         ),
+        (
+            "the same, optimiser step in the backward pass",
+            run_child("patch_and_train", *base, "--steps", "3", "--preset", preset, "--step-in-backward"),
+        ),
     ]
     lines = ["| workload | s | peak RSS MiB |", "|---|---:|---:|"]
     for name, result in rows:

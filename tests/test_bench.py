@@ -41,6 +41,7 @@ def test_benchmark_suite_prints_and_writes_its_report(tmp_path, capsys):
         assert row in out, row
     assert "| graph attention fwd+bwd, N×N dense | neighbour list |" in out
     assert "| patching, the project's reader" in out and "| patch + 3 training steps" in out
+    assert "| the same, optimiser step in the backward pass |" in out
     scaling = next(line for line in out.splitlines() if line.startswith("| 60 |"))
     assert "error" not in scaling and "–" not in scaling.split("|")[2]
     written = document.read_text()

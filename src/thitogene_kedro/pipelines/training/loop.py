@@ -10,6 +10,7 @@ fold leaves a checkpoint marked ``complete`` and is not trained again.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import random
@@ -36,6 +37,7 @@ class LoopSettings:
     lr: float
     weight_decay: float = 0.0
     optimiser: str = "adam"
+    step_in_backward: bool = False
     sections_per_step: int = 1
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -67,10 +69,53 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimiser(model: torch.nn.Module, settings: LoopSettings) -> torch.optim.Optimizer:
-    """Adam or AdamW, the fused kernel (one pass over each parameter, CPU and CUDA; same update rule)."""
+class StepInBackward:
+    """One optimiser per parameter, stepped by a hook as soon as that parameter's gradient is
+    complete, which then frees the gradient: the model's gradients never all exist at once.
+
+    The update is the optimiser's own, parameter by parameter (Adam's is elementwise), so training
+    is the same as with one optimiser as long as each step has one backward pass (as here).
+    ``step``/``zero_grad`` are no-ops; the state dict is the per-parameter optimisers' in order.
+    """
+
+    def __init__(self, parameters: Sequence[torch.nn.Parameter], build: Callable) -> None:
+        self.optimisers = [build([p]) for p in parameters]
+        self.hooks = [
+            p.register_post_accumulate_grad_hook(lambda p, optimiser=o: self._step(p, optimiser))
+            for p, o in zip(parameters, self.optimisers, strict=True)
+        ]
+
+    @staticmethod
+    def _step(parameter: torch.nn.Parameter, optimiser: torch.optim.Optimizer) -> None:
+        optimiser.step()
+        parameter.grad = None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Gradients are freed as they are used."""
+
+    def step(self) -> None:
+        """Each parameter was stepped during the backward pass."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"per_parameter": [o.state_dict() for o in self.optimisers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for optimiser, saved in zip(self.optimisers, state["per_parameter"], strict=True):
+            optimiser.load_state_dict(saved)
+
+    def remove(self) -> None:
+        """Detach the hooks (the model may be trained again with another optimiser)."""
+        for hook in self.hooks:
+            hook.remove()
+
+
+def make_optimiser(model: torch.nn.Module, settings: LoopSettings) -> torch.optim.Optimizer | StepInBackward:
+    """Adam or AdamW, the fused kernel (one pass over each parameter, CPU and CUDA; same update rule);
+    with ``step_in_backward``, one per parameter stepped during the backward pass."""
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimiser]
-    return cls(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
+    build = functools.partial(cls, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    return StepInBackward(parameters, build) if settings.step_in_backward else build(parameters)
 
 
 def _batches(n: int, size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -138,6 +183,7 @@ def fit(
         model.load_state_dict(saved["model"])
         if saved.get("complete"):
             logger.info("%s: already trained (%d epochs); reusing the stored result", settings.label, saved["epoch"])
+            _release(optimiser)
             model.load_state_dict(saved["kept"])
             return LoopResult(
                 state_dict=saved["kept"],
@@ -228,7 +274,13 @@ def fit(
             },
         )  # fmt: skip
     model.load_state_dict(kept)
+    _release(optimiser)
     return LoopResult(kept, history, best_epoch, stopped_early, resumed_from, peak)
+
+
+def _release(optimiser: torch.optim.Optimizer | StepInBackward) -> None:
+    if isinstance(optimiser, StepInBackward):
+        optimiser.remove()
 
 
 def predict(

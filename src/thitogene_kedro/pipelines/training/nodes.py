@@ -154,7 +154,8 @@ def train_fold(
     n_parameters = int(sum(p.numel() for p in model.parameters()))
     settings = LoopSettings(
         epochs=training.epochs, lr=training.optimiser.lr, weight_decay=training.optimiser.weight_decay,
-        optimiser=training.optimiser.name, sections_per_step=training.sections_per_step, seed=training.seed,
+        optimiser=training.optimiser.name, step_in_backward=training.optimiser.step_in_backward,
+        sections_per_step=training.sections_per_step, seed=training.seed,
         device=device, precision=precision, checkpoint_every=training.checkpoint_every,
         progress_every=training.progress_every, patience=training.early_stopping.patience,
         min_delta=training.early_stopping.min_delta, label=fold.name,

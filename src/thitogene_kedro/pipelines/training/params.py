@@ -42,9 +42,13 @@ class CrossValidationParams(_Strict):
 
 
 class OptimiserParams(_Strict):
+    """``step_in_backward`` updates each parameter as soon as its gradient is complete and frees that
+    gradient at once (the same update; saves one model-sized gradient buffer, 243 MiB for the paper model)."""
+
     name: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    step_in_backward: bool = False
 
 
 class EarlyStoppingParams(_Strict):
