@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -23,9 +22,11 @@ import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from thitogene_kedro.models import build_model, collate_sections
+from bench.model_ops import paper_model, train_step
+from thitogene_kedro.models import collate_sections
 from thitogene_kedro.models.summary import demo_section
 from thitogene_kedro.pipelines.training.loop import LoopSettings, make_optimiser
+from thitogene_kedro.profiling import peak_rss_mib
 
 VARIANTS = {
     # the project's formulation: neighbour-list graph attention, PyTorch's fused attention kernels
@@ -33,18 +34,6 @@ VARIANTS = {
     # the naive one: N×N graph attention and the plain softmax(QKᵀ)V attention
     "naive": ("dense", [SDPBackend.MATH]),
 }
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory (``VmHWM``; unlike ``ru_maxrss`` it is not inherited
-    from the parent across fork and exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def end_to_end(project: Path) -> dict:
@@ -69,12 +58,9 @@ def scaling(spots: int, variant: str, preset: str, steps: int, n_genes: int = 78
     gat, backends = VARIANTS[variant]
     batch = demo_section(spots, n_genes)
     batch.targets = torch.rand(1, spots, n_genes)
-    torch.manual_seed(0)
     # a square grid of 5,000 spots is 71 wide: Visium-sized sections need a wider position table than 64
-    table = max(64, int(batch.positions.max()) + 1)
-    overrides = {"gat": {"implementation": gat}, "position_table_size": table}
-    model = build_model({"name": "thitogene", "preset": preset, "overrides": overrides}, n_genes)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
+    model = paper_model(n_genes, preset, gat, position_table_size=max(64, int(batch.positions.max()) + 1))
+    optimiser = make_optimiser(model, LoopSettings(epochs=steps, lr=1e-5))
     forward: dict[str, float] = {}
     starts: dict[str, float] = {}
     for name in ("caps_layer", "vit", "gat"):
@@ -92,10 +78,7 @@ def scaling(spots: int, variant: str, preset: str, steps: int, n_genes: int = 78
             if step == 1:
                 forward.clear()
             start = time.perf_counter()
-            loss = model.loss_terms(batch, model.train()(batch))["loss"]
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            train_step(model, batch, optimiser)
             if step:
                 times.append(time.perf_counter() - start)
     return {
@@ -145,14 +128,10 @@ def patch_and_train(root: Path, source_name: str, section: str, steps: int, pres
     examples, genes = load_sections(root, [section], None, source_name)
     batch = collate_sections(examples)
     patched = peak_rss_mib()
-    torch.manual_seed(0)
-    model = build_model({"name": "thitogene", "preset": preset}, len(genes))
+    model = paper_model(len(genes), preset)
     optimiser = make_optimiser(model, LoopSettings(epochs=steps, lr=1e-5, step_in_backward=in_backward))
     for _ in range(steps):
-        loss = model.loss_terms(batch, model.train()(batch))["loss"]
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        train_step(model, batch, optimiser)
     return {
         "spots": int(batch.mask.sum()),
         "genes": len(genes),

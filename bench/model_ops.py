@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from thitogene_kedro.models import SectionBatch, build_model
 from thitogene_kedro.models.odconv import ODConv2d
+from thitogene_kedro.pipelines.training.loop import LoopSettings, make_optimiser
 
 COMPONENTS = ("odconv2d", "caps_layer", "vit", "gat", "gene_head")
 
@@ -80,14 +81,25 @@ def depthwise_overcount(model: torch.nn.Module, n_spots: int) -> int:
     return 2 * n_spots * conv.in_channels * conv.kernel_size[0] ** 2 * (conv.groups - 1)
 
 
-def paper_model(n_genes: int, preset: str, gat: str = "neighbour_list") -> torch.nn.Module:
+def paper_model(n_genes: int, preset: str, gat: str = "neighbour_list", **overrides: object) -> torch.nn.Module:
+    """THItoGene of ``preset``, seeded, with the given graph-attention implementation and overrides."""
     torch.manual_seed(0)
-    return build_model({"name": "thitogene", "preset": preset, "overrides": {"gat": {"implementation": gat}}}, n_genes)
+    overrides = {"gat": {"implementation": gat}, **overrides}
+    return build_model({"name": "thitogene", "preset": preset, "overrides": overrides}, n_genes)
+
+
+def train_step(model: torch.nn.Module, batch: SectionBatch, optimiser) -> None:
+    """One training step, as the training loop takes it."""
+    loss = model.loss_terms(batch, model.train()(batch))["loss"]
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
 
 
 def whole_step_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> list[Row]:
-    """Training step (fused Adam) and its forward/backward/optimiser phases; eval forward (inference)."""
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
+    """Training step (the training loop's fused Adam) and its forward/backward/optimiser phases; eval
+    forward (inference)."""
+    optimiser = make_optimiser(model, LoopSettings(epochs=1, lr=1e-5))
     phases: dict[str, list[float]] = {"forward": [], "backward": [], "optimiser": []}
 
     def step(record: bool = False) -> None:
@@ -108,10 +120,6 @@ def whole_step_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -
         model.eval()
         with torch.no_grad():
             model(batch)
-
-    def forward_backward() -> None:
-        model.train()
-        model.loss_terms(batch, model(batch))["loss"].backward()
 
     n_spots = int(batch.mask.sum())
     step_flops = count_flops(step) - depthwise_overcount(model, n_spots)

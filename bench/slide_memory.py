@@ -25,6 +25,7 @@ import json, sys, time
 import numpy as np
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.tiff_slide import open_slide
+from thitogene_kedro.profiling import peak_rss_mib
 path, mode, spots = sys.argv[1], sys.argv[2], int(sys.argv[3])
 start = time.perf_counter()
 slide = open_slide(path) if mode == "tiles" else SlideImage(path)
@@ -33,8 +34,7 @@ xy = rng.uniform(200, min(slide.width, slide.height) - 200, (spots, 2)).astype(i
 for x, y in xy:
     slide.read_region(int(x) - 56, int(y) - 56, 112, 112)
 slide.thumbnail(1000)
-peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024  # not inherited, unlike ru_maxrss
-print(json.dumps({"peak_rss_mib": peak, "seconds": time.perf_counter() - start}))
+print(json.dumps({"peak_rss_mib": peak_rss_mib(), "seconds": time.perf_counter() - start}))
 """
 
 

@@ -3,29 +3,21 @@
 #
 #   FOLDS="fold_B1 fold_B2 ..." VARIANTS="thitogene histogene" SEEDS="0 1" deploy/run_fold_index.sh INDEX
 #
-# Index i runs fold i % F, variant (i / F) % V, seed i / (F·V): the folds of one variant and seed
-# are consecutive. FOLDS is `kedro folds list` (without `final`), the one fold list the pipeline's
-# namespaces come from. Used by the SLURM array (SLURM_ARRAY_TASK_ID) and the Kubernetes Indexed
+# Index i runs fold i % F, variant (i / F) % V, seed i / (F·V), as thitogene_kedro.sweep.job_at
+# says: the folds of one variant and seed are consecutive. FOLDS is `kedro folds list` (without
+# `final`), the one fold list the pipeline's namespaces come from. Used by the SLURM array (SLURM_ARRAY_TASK_ID) and the Kubernetes Indexed
 # Job (JOB_COMPLETION_INDEX). One process, one GPU, one MLflow run named <fold>-<variant>-s<seed>.
 # MLFLOW_TRACKING_URI must be the tracking server (http/https): fold jobs never open the database
 # themselves, so they never race on its schema migration.
 set -euo pipefail
 index=${1:?usage: run_fold_index.sh INDEX}
-read -r -a folds <<< "${FOLDS:?FOLDS: the fold namespaces, from kedro folds list}"
-read -r -a variants <<< "${VARIANTS:-thitogene}"
-read -r -a seeds <<< "${SEEDS:-0}"
+: "${FOLDS:?FOLDS: the fold namespaces, from kedro folds list}"
 case "${MLFLOW_TRACKING_URI:-}" in
   http://*|https://*) ;;
   *) echo "run_fold_index.sh: MLFLOW_TRACKING_URI must point at the tracking server (http[s]://...), got '${MLFLOW_TRACKING_URI:-}'" >&2; exit 2 ;;
 esac
-n_folds=${#folds[@]}; n_variants=${#variants[@]}
-total=$(( n_folds * n_variants * ${#seeds[@]} ))
-if (( index < 0 || index >= total )); then
-  echo "run_fold_index.sh: index $index outside 0..$((total - 1))" >&2; exit 2
-fi
-fold=${folds[$(( index % n_folds ))]}
-variant=${variants[$(( index / n_folds % n_variants ))]}
-seed=${seeds[$(( index / (n_folds * n_variants) ))]}
+job=$(python -m thitogene_kedro.sweep job "$index") || exit 2  # the one index -> job mapping
+read -r fold variant seed <<< "$job"
 run_name="${fold}-${variant}-s${seed}"
 params="run_name=${run_name},run_suffix=-${variant}-s${seed},mlflow_experiment=${EXPERIMENT:-thitogene_cv}"
 params+=",training.model.name=${variant},training.seed=${seed}${EXTRA_PARAMS:+,${EXTRA_PARAMS}}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -21,13 +23,14 @@ def script_job(index: int, tracking_uri: str = "http://127.0.0.1:9") -> subproce
     """deploy/run_fold_index.sh with `kedro` replaced by `echo`, so it prints the command it would run."""
     env = {**os.environ, "FOLDS": " ".join(FOLDS), "VARIANTS": " ".join(VARIANTS), "SEEDS": " ".join(SEEDS)}
     env |= {"MLFLOW_TRACKING_URI": tracking_uri, "EXPERIMENT": "sweep_x"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the project's python
     script = (PROJECT_ROOT / "deploy" / "run_fold_index.sh").read_text().replace("\nkedro run ", "\necho kedro run ")
     return subprocess.run(
         ["bash", "-c", script, "run_fold_index.sh", str(index)], env=env, capture_output=True, text=True, check=False
     )
 
 
-def test_the_job_script_and_python_map_every_index_to_the_same_job():
+def test_the_job_script_runs_the_job_python_maps_each_index_to():
     jobs = sweep.all_jobs(FOLDS, VARIANTS, SEEDS)
     assert len({job.run_name for job in jobs}) == len(jobs) == 12
     assert jobs[0] == sweep.Job("fold_A", "thitogene", "0") and jobs[4] == sweep.Job("fold_B", "histogene", "0")

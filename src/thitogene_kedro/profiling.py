@@ -20,6 +20,15 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory so far (``VmHWM``), or ``None`` where ``/proc`` lacks it.
+
+    Unlike ``ru_maxrss``, a child process does not inherit it from its parent across fork and exec.
+    """
+    peak = _status_kib("VmHWM")
+    return None if peak is None else peak / 1024
+
+
 def _reset_peak() -> bool:
     try:
         _CLEAR_REFS.write_text("5")  # resets VmHWM to the current RSS

@@ -1,5 +1,6 @@
 """A cross-validation sweep on a cluster: job index ↔ (fold, variant, seed), and the MLflow side.
 
+    python -m thitogene_kedro.sweep job INDEX                               (FOLDS, VARIANTS, SEEDS from env)
     python -m thitogene_kedro.sweep create-experiment NAME
     python -m thitogene_kedro.sweep missing-indices --experiment NAME     (FOLDS, VARIANTS, SEEDS from env)
     python -m thitogene_kedro.sweep summarise --experiment NAME [--expected-runs N] [--output DIR]
@@ -7,7 +8,8 @@
 
 One job = one fold of one variant (``training.model.name``) and seed = one ``kedro run`` = one MLflow
 run named ``<fold>-<variant>-s<seed>`` (``deploy/run_fold_index.sh``). Index i runs fold i % F,
-variant (i // F) % V, seed i // (F·V). ``MLFLOW_TRACKING_URI`` says where the runs are.
+variant (i // F) % V, seed i // (F·V); ``job INDEX`` prints ``fold variant seed`` for the job script.
+``MLFLOW_TRACKING_URI`` says where the runs are.
 """
 
 from __future__ import annotations
@@ -187,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m thitogene_kedro.sweep", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    job = commands.add_parser("job")
+    job.add_argument("index", type=int)
     create = commands.add_parser("create-experiment")
     create.add_argument("name")
     missing = commands.add_parser("missing-indices")
@@ -198,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     rendering = commands.add_parser("render")
     rendering.add_argument("template", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "job":
+        folds, variants, seeds = _env_list("FOLDS"), _env_list("VARIANTS", "thitogene"), _env_list("SEEDS", "0")
+        try:
+            chosen = job_at(args.index, folds, variants, seeds)
+        except IndexError as error:
+            raise SystemExit(f"job: {error}") from None
+        print(chosen.fold, chosen.variant, chosen.seed)  # noqa: T201
+        return 0
     if args.command == "render":
         print(render(args.template.read_text(), dict(os.environ)), end="")  # noqa: T201
         return 0

@@ -68,7 +68,8 @@ def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: in
 def sparse_aggregate(edges: torch.Tensor, alpha: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``out[i, h] = Σ_(i,j)∈edges alpha[h, e] · values[j, h]``: one sparse × dense product per head.
 
-    ``edges`` must be sorted and distinct (:func:`graph_edges`); ``values`` is ``(S, H, D)`` float32.
+    ``edges`` must be sorted and distinct (:func:`graph_edges`); ``values`` is ``(S, H, D)``; the
+    products and the result are float32.
     """
     spots = values.shape[0]
     matrices = [
@@ -139,11 +140,10 @@ class GraphAttention(nn.Module):
         logits = F.leaky_relu((source[:, receivers] + target[:, neighbours]).float(), self.slope)  # (H, E)
         grouped_by = receivers if self.softmax_axis == "neighbours" else neighbours
         alpha = F.dropout(segment_softmax(logits, grouped_by, spots), self.dropout, self.training)
-        wh32 = wh.float()
-        out = sparse_aggregate(torch.stack([receivers, neighbours]), alpha, wh32)
+        out = sparse_aggregate(torch.stack([receivers, neighbours]), alpha, wh)
         empty = mask.reshape(-1) & (torch.bincount(grouped_by, minlength=spots) == 0)
         if bool(empty.any()):  # never in a k-nearest-spot graph with self-loops
-            out = out + self._uniform_fallback(wh32, empty, mask)
+            out = out + self._uniform_fallback(wh.float(), empty, mask)
         return out.to(wh.dtype).view(b, n, heads, self.out_dim)
 
     def _uniform_fallback(self, wh: torch.Tensor, empty: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
