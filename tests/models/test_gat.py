@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from thitogene_kedro.models.batch import dense_adjacency
-from thitogene_kedro.models.gat import GraphAttention, MultiHeadGAT
+from thitogene_kedro.models.gat import GraphAttention, MultiHeadGAT, _EdgeAggregation, graph_edges
 
 IMPLEMENTATIONS = ["neighbour_list", "dense"]
 
@@ -133,3 +134,45 @@ def test_neighbour_lists_train_under_autocast(dtype):
         out = gat(x, edges, mask)
     out.float().sum().backward()
     assert out.dtype == dtype and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_edge_aggregation_gradients_match_finite_differences():
+    edges, mask = random_graphs(1)
+    receivers, neighbours = graph_edges(edges, mask, self_loops=True)
+    generator = torch.Generator().manual_seed(0)
+    alpha = torch.rand(2, receivers.numel(), dtype=torch.float64, generator=generator, requires_grad=True)
+    values = torch.randn(mask.numel(), 2, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, v: _EdgeAggregation.apply(a, v, torch.stack([receivers, neighbours])), (alpha, values)
+    )
+
+
+class ShapeRecorder(TorchDispatchMode):
+    """Records the number of elements of every tensor an operation returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[tuple[str, int]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        for tensor in out if isinstance(out, tuple | list) else (out,):
+            if isinstance(tensor, torch.Tensor):  # a sparse tensor holds only its values
+                self.sizes.append((str(func), tensor._values().numel() if tensor.is_sparse else tensor.numel()))
+        return out
+
+
+@pytest.mark.parametrize("axis", ["neighbours", "receivers"])
+def test_neighbour_lists_form_no_spots_by_spots_tensor_forward_or_backward(axis):
+    """Training over neighbour lists stays O(edges): nothing of S × S elements, S = spots, in either pass."""
+    n = 600
+    spots = torch.arange(n)
+    edges = torch.stack([spots.repeat(4), torch.cat([(spots + k) % n for k in (1, 2, 3, 4)])])
+    mask = torch.ones(1, n, dtype=torch.bool)
+    gat = MultiHeadGAT(8, 4, 3, 2, 0.2, 0.01, axis, True, "neighbour_list").train()
+    x = torch.randn(1, n, 8, requires_grad=True)
+    with ShapeRecorder() as recorder:
+        gat(x, edges, mask).sum().backward()
+    largest = max(recorder.sizes, key=lambda item: item[1])
+    assert largest[1] < n * n / 10, largest
+    assert x.grad is not None and x.grad.abs().sum() > 0

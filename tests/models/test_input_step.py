@@ -21,3 +21,11 @@ def test_rejects_float_or_channel_first_input():
         PixelInput()(torch.zeros(1, 4, 4, 3))
     with pytest.raises(ValueError, match="channel-last"):
         PixelInput()(torch.zeros(1, 3, 4, 4, dtype=torch.uint8))
+
+
+def test_channels_last_memory_gives_the_same_values_without_a_copy():
+    patches = torch.randint(0, 256, (2, 8, 8, 3), dtype=torch.uint8)
+    first, last = PixelInput("unit")(patches), PixelInput("unit", channels_last_memory=True)(patches)
+    assert first.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(first, last)
+    assert torch.equal(first, patches.permute(0, 3, 1, 2).float() / 255.0)  # the same rounding as two steps

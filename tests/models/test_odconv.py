@@ -46,3 +46,22 @@ def test_attentions_are_normalised_and_input_dependent():
     assert channel.shape == (4, 3) and filters.shape == (4, 16) and spatial.shape == (4, 4, 4)
     assert ((spatial > 0) & (spatial < 1)).all()
     assert not torch.allclose(kernel[0], kernel[1])  # a different kernel mixture per sample
+
+
+def test_channels_last_input_gives_the_same_output_and_gradients_in_channels_last():
+    torch.manual_seed(2)
+    conv = ODConv2d(3, 16, 4, stride=4).train().double()  # float64: the layouts sum in different orders
+    x = torch.rand(6, 3, 32, 32, dtype=torch.float64)
+    results = []
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        inputs = x.clone().to(memory_format=memory_format).requires_grad_()
+        out = conv(inputs)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out, inputs.grad, [p.grad.clone() for p in conv.parameters()]))
+        conv.zero_grad()
+    (out, grad_x, grads), (last_out, last_grad_x, last_grads) = results
+    assert last_out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(last_out, out)
+    torch.testing.assert_close(last_grad_x, grad_x)
+    for grad, last_grad in zip(grads, last_grads, strict=True):
+        torch.testing.assert_close(last_grad, grad)

@@ -37,6 +37,7 @@ from thitogene_kedro.models.base import (
 )
 from thitogene_kedro.models.batch import SectionBatch
 from thitogene_kedro.models.convmixer import ConvMixerBlock
+from thitogene_kedro.models.dropout import Dropout
 from thitogene_kedro.models.graphsage import LSTMJumpingKnowledge, MeanNeighbourLayer
 from thitogene_kedro.models.heads import ZINBHeads, layernorm_gene_head
 from thitogene_kedro.models.input_step import PixelInput, PixelScale
@@ -93,7 +94,7 @@ class Hist2ST(SpotExpressionModel):
         dim = c.dim
         self.input_step = PixelInput(c.input_scale, patch_size=c.patch_size)
         self.patch_embedding = nn.Conv2d(3, c.channel, c.patch, stride=c.patch)
-        self.feature_dropout = nn.Dropout(c.dropout)
+        self.feature_dropout = Dropout(c.dropout)
         self.convmixer = nn.Sequential(*(ConvMixerBlock(c.channel, c.kernel_size) for _ in range(c.convmixer_depth)))
         self.down = nn.Conv2d(c.channel, c.down_channels, 1)
         self.position = PositionEmbedding(c.position_table_size, dim)

@@ -1,8 +1,10 @@
-"""Device and precision selection, shared by training, evaluation and inference."""
+"""Device, precision and host-memory settings, shared by training, evaluation and inference."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import platform
 from collections.abc import Iterator
 from typing import Literal
 
@@ -37,3 +39,46 @@ def autocast(device: torch.device, precision: Precision = "fp32") -> Iterator[No
         return
     with torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision]):
         yield
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameters
+_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
+    if platform.system() != "Linux":
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt.argtypes, libc.malloc_trim.argtypes = [ctypes.c_int, ctypes.c_int], [ctypes.c_size_t]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@contextlib.contextmanager
+def reuse_freed_host_memory(enabled: bool = True) -> Iterator[bool]:
+    """Keep freed host memory in the process while the block runs; yields whether it could.
+
+    glibc serves every allocation above 32 MiB (and, by default, many smaller ones) with a fresh
+    ``mmap`` and returns it on free, so each training step page-faults its large activations and
+    gradients back in: on the 2-core machines of ``docs/benchmarks.md`` that first touch costs
+    about ten times the arithmetic of an elementwise pass over the same tensor. Inside the block
+    large allocations come from the heap and freed memory stays there for the next step (glibc's
+    ``mallopt``: no ``mmap``, no trimming); on exit the defaults come back and the free memory is
+    handed back to the system (``malloc_trim``). Values are unaffected. Elsewhere than glibc
+    (macOS, musl) nothing changes.
+    """
+    libc = _glibc() if enabled else None
+    if libc is None:
+        yield False
+        return
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        yield True
+    finally:
+        for parameter, value in _GLIBC_DEFAULTS.items():
+            libc.mallopt(parameter, value)
+        libc.malloc_trim(0)

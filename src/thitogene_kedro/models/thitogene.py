@@ -133,7 +133,7 @@ class THItoGene(SpotExpressionModel):
     def __init__(self, config: THItoGeneConfig) -> None:
         super().__init__(config.n_genes)
         self.config = c = config
-        self.input_step = PixelInput(c.input.scale, patch_size=c.patch_size)
+        self.input_step = PixelInput(c.input.scale, patch_size=c.patch_size, channels_last_memory=True)
         o = c.odconv
         if c.components.odconv:
             self.odconv2d = ODConv2d(

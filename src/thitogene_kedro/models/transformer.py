@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from thitogene_kedro.models.dropout import Dropout
+
 
 class PreNorm(nn.Module):
     """``fn(LN(x))``; names follow the reference state dict (``norm``, ``fn``)."""
@@ -34,7 +36,7 @@ class SelfAttention(nn.Module):
         self.heads, self.head_dim = heads, head_dim
         self.attention_dropout = attention_dropout
         self.to_qkv = nn.Linear(dim, 3 * heads * head_dim, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(heads * head_dim, dim), nn.Dropout(dropout))
+        self.to_out = nn.Sequential(nn.Linear(heads * head_dim, dim), Dropout(dropout))
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, _ = x.shape
@@ -52,7 +54,7 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden_dim: int, dropout: float) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, dim), nn.Dropout(dropout)
+            nn.Linear(dim, hidden_dim), nn.GELU(), Dropout(dropout), nn.Linear(hidden_dim, dim), Dropout(dropout)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +76,7 @@ class SpotTransformer(nn.Module):
         attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(embedding_dropout)
+        self.dropout = Dropout(embedding_dropout)
         self.layers = nn.ModuleList(
             nn.ModuleList(
                 [

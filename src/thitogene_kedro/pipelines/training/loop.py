@@ -24,7 +24,7 @@ import torch
 
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections, examples_on
-from thitogene_kedro.models.runtime import Precision
+from thitogene_kedro.models.runtime import Precision, reuse_freed_host_memory
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class LoopSettings:
     min_delta: float = 0.0
     label: str = "fold"
     data_on_device: bool = False
+    reuse_freed_host_memory: bool = True
 
 
 @dataclass
@@ -162,6 +163,19 @@ def fit(
 
     The model must be freshly built after :func:`seed_everything` ``(settings.seed)``.
     """
+    with reuse_freed_host_memory(settings.reuse_freed_host_memory):
+        return _fit(model, train, validation, settings, checkpoints, fingerprint, on_epoch)
+
+
+def _fit(
+    model: SpotExpressionModel,
+    train: Sequence[SectionExample],
+    validation: Sequence[SectionExample],
+    settings: LoopSettings,
+    checkpoints: CheckpointStore | None,
+    fingerprint: str,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+) -> LoopResult:
     device = settings.device
     model.to(device)
     optimiser = make_optimiser(model, settings)
@@ -284,12 +298,16 @@ def _release(optimiser: torch.optim.Optimizer | StepInBackward) -> None:
 
 
 def predict(
-    model: SpotExpressionModel, examples: Sequence[SectionExample], device: torch.device, precision: Precision
+    model: SpotExpressionModel,
+    examples: Sequence[SectionExample],
+    device: torch.device,
+    precision: Precision,
+    reuse_host_memory: bool = True,
 ) -> list[np.ndarray]:
     """Eval-mode predictions ``(N, G)`` per section, one section at a time."""
     model.to(device).eval()
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), reuse_freed_host_memory(reuse_host_memory):
         for example in examples:
             batch = collate_sections([example]).to(device)
             with autocast(device, precision):

@@ -33,6 +33,11 @@ from thitogene_kedro.pipelines.training.params import TrainingParams
 
 logger = logging.getLogger(__name__)
 
+# settings that change where and how fast a fold trains, never its result: left out of the checkpoint fingerprint
+_COST_ONLY_SETTINGS = {
+    "checkpoint_every", "progress_every", "device", "cv", "registry", "data_on_device", "reuse_freed_host_memory",
+}  # fmt: skip
+
 Loaders = Mapping[str, Callable[[], Any]]
 
 
@@ -160,10 +165,11 @@ def train_fold(
         progress_every=training.progress_every, patience=training.early_stopping.patience,
         min_delta=training.early_stopping.min_delta, label=fold.name,
         data_on_device=device.type == "cuda" if training.data_on_device == "auto" else training.data_on_device,
+        reuse_freed_host_memory=training.reuse_freed_host_memory,
     )  # fmt: skip
     fingerprint = _fingerprint(
         fold.to_dict(), gene_names, config.model_dump(), preprocessing.normalisation.model_dump(),
-        training.model_dump(exclude={"checkpoint_every", "progress_every", "device", "cv", "registry", "data_on_device"}),
+        training.model_dump(exclude=_COST_ONLY_SETTINGS),
     )  # fmt: skip
     logger.info(
         "%s: training %s (%s, %d parameters) on %d sections, %d spots, %d genes; device %s, %s",
@@ -232,7 +238,10 @@ def predict_fold(
     examples = fold_examples(
         fold.test, raw_sections, section_patches, spot_graphs, genes, preprocessing.normalisation, missing_genes="zero"
     )
-    predictions = predict(net, [p.example for p in examples], device, resolve_precision(training.precision, device))
+    predictions = predict(
+        net, [p.example for p in examples], device, resolve_precision(training.precision, device),
+        reuse_host_memory=training.reuse_freed_host_memory,
+    )  # fmt: skip
     parts, rows = [], []
     for (example, spot_ids, spatial), prediction in zip(examples, predictions, strict=True):
         rows.append(
