@@ -20,7 +20,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from thitogene_kedro.models import SectionBatch, build_model
+from thitogene_kedro.models.dropout import dropout
 from thitogene_kedro.models.odconv import ODConv2d
+from thitogene_kedro.models.runtime import reuse_freed_host_memory
 from thitogene_kedro.pipelines.training.loop import LoopSettings, make_optimiser
 
 COMPONENTS = ("odconv2d", "caps_layer", "vit", "gat", "gene_head")
@@ -73,6 +75,10 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
+def n_spots(batch: SectionBatch) -> int:
+    return int(batch.mask.sum())
+
+
 def depthwise_overcount(model: torch.nn.Module, n_spots: int) -> int:
     """FLOPs the counter adds to the depthwise primary-capsule convolution's backward."""
     if not hasattr(model, "caps_layer"):
@@ -121,22 +127,23 @@ def whole_step_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -
         with torch.no_grad():
             model(batch)
 
-    n_spots = int(batch.mask.sum())
-    step_flops = count_flops(step) - depthwise_overcount(model, n_spots)
+    step_flops = count_flops(step) - depthwise_overcount(model, n_spots(batch))
     forward_flops = count_flops(lambda: model.loss_terms(batch, model.train()(batch)))
-    step()
     totals = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step(record=True)
-        totals.append(time.perf_counter() - start)
+    with reuse_freed_host_memory():  # as the training loop runs
+        step()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step(record=True)
+            totals.append(time.perf_counter() - start)
+        inference_times = repeated(inference, repeats)
     model.zero_grad(set_to_none=True)
     return [
         Row("training step (fwd+bwd+Adam)", step_flops, totals),
         Row("· forward (train mode)", forward_flops, phases["forward"]),
         Row("· backward", step_flops - forward_flops, phases["backward"]),
         Row("· Adam (fused)", 0, phases["optimiser"]),
-        Row("inference (eval forward)", count_flops(inference), repeated(inference, repeats)),
+        Row("inference (eval forward)", count_flops(inference), inference_times),
     ]
 
 
@@ -160,7 +167,6 @@ def captured_inputs(model: torch.nn.Module, batch: SectionBatch) -> dict[str, tu
 def module_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> list[Row]:
     """Forward + backward of each component alone, on the inputs it gets in the model."""
     rows = []
-    n_spots = int(batch.mask.sum())
     for name, args in captured_inputs(model, batch).items():
         module = getattr(model, name).train()
         inputs = tuple(a.requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a for a in args)
@@ -171,8 +177,9 @@ def module_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> li
 
         flops = count_flops(forward_backward)
         if name == "caps_layer":
-            flops -= depthwise_overcount(model, n_spots)
-        rows.append(Row(f"· {name} fwd+bwd", flops, repeated(forward_backward, repeats)))
+            flops -= depthwise_overcount(model, n_spots(batch))
+        with reuse_freed_host_memory():  # as the training loop runs
+            rows.append(Row(f"· {name} fwd+bwd", flops, repeated(forward_backward, repeats)))
         module.zero_grad(set_to_none=True)
     return rows
 
@@ -188,8 +195,34 @@ def naive_odconv(module: ODConv2d, x: torch.Tensor) -> torch.Tensor:
     return out.view(m, module.out_channels, side, side) * filters[:, :, None, None]
 
 
+def allocator_pair(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> tuple[Row, Row]:
+    """Training steps with glibc's default allocator settings, then with freed host memory reused.
+
+    Run it before anything else in the process enters :func:`reuse_freed_host_memory`, which leaves
+    glibc's thresholds at their settled values rather than their fresh-process dynamic state.
+    """
+    optimiser = make_optimiser(model, LoopSettings(epochs=1, lr=1e-5))
+
+    def step() -> None:
+        train_step(model, batch, optimiser)
+
+    rows = []
+    for reuse in (False, True):
+        label = "freed host memory reused" if reuse else "glibc default (large buffers unmapped on free)"
+        with reuse_freed_host_memory(reuse):
+            rows.append(Row(f"training step, {label}", 0, repeated(step, repeats)))
+    model.zero_grad(set_to_none=True)
+    return rows[0], rows[1]
+
+
 def comparison_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> list[tuple[Row, Row]]:
-    """(naive, ours) pairs measured side by side: graph attention, ODConv, Adam."""
+    """(naive, ours) pairs measured side by side: graph attention, the capsule encoder's memory
+    layout, ODConv, dropout, Adam."""
+    with reuse_freed_host_memory():  # as the training loop runs
+        return _operation_pairs(model, batch, repeats)
+
+
+def _operation_pairs(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> list[tuple[Row, Row]]:
     inputs = captured_inputs(model, batch)
     pairs = []
 
@@ -207,11 +240,31 @@ def comparison_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -
         gat_rows.append(Row(f"graph attention fwd+bwd, {label}", count_flops(gat_step), repeated(gat_step, repeats)))
     pairs.append((gat_rows[0], gat_rows[1]))
 
+    if hasattr(model, "caps_layer"):
+        (features,) = inputs["caps_layer"]
+        caps_rows = []
+        for label, memory_format in (
+            ("channels-first", torch.contiguous_format),
+            ("channels-last", torch.channels_last),
+        ):
+            x = features.clone().to(memory_format=memory_format).requires_grad_()
+
+            def caps_step(x=x) -> None:
+                model.caps_layer(x).sum().backward()
+
+            caps_rows.append(
+                Row(f"capsule encoder fwd+bwd, {label}", count_flops(caps_step), repeated(caps_step, repeats))
+            )
+        pairs.append((caps_rows[0], caps_rows[1]))
+
     if hasattr(model, "odconv2d"):
         (pixels,) = inputs["odconv2d"]
         x = pixels.clone().requires_grad_()
         odconv_rows = []
-        for label, fn in (("unfold, scaled input/output", naive_odconv), ("blocks by reshape, folded", None)):
+        for label, fn in (
+            ("unfold, scaled input/output", naive_odconv),
+            ("channels-last blocks by reshape, folded", None),
+        ):
 
             def odconv_step(fn=fn, x=x) -> None:
                 out = fn(model.odconv2d, x) if fn else model.odconv2d(x)
@@ -221,6 +274,16 @@ def comparison_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -
                 Row(f"ODConv fwd+bwd, {label}", count_flops(odconv_step), repeated(odconv_step, repeats))
             )
         pairs.append((odconv_rows[0], odconv_rows[1]))
+
+    hidden = torch.randn(1, n_spots(batch), 8192, requires_grad=True)  # the GAT's hidden layer: 1 of 17 dropouts
+    drop_rows = []
+    for label, fn in (("bernoulli_ mask (nn.Dropout)", F.dropout), ("uniform-draw mask", dropout)):
+
+        def drop_step(fn=fn) -> None:
+            fn(hidden, 0.2, True).sum().backward()
+
+        drop_rows.append(Row(f"dropout fwd+bwd (1×{n_spots(batch)}×8192), {label}", 0, repeated(drop_step, repeats)))
+    pairs.append((drop_rows[0], drop_rows[1]))
 
     adam_rows = []
     for fused in (False, True):

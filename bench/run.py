@@ -27,7 +27,15 @@ from pathlib import Path
 import torch
 
 from bench.gpu_check import load_sections
-from bench.model_ops import Row, comparison_rows, matmul_rate, module_rows, paper_model, whole_step_rows
+from bench.model_ops import (
+    Row,
+    allocator_pair,
+    comparison_rows,
+    matmul_rate,
+    module_rows,
+    paper_model,
+    whole_step_rows,
+)
 from thitogene_kedro.models import collate_sections
 from thitogene_kedro.sections import synthetic
 
@@ -195,13 +203,14 @@ def main(argv: list[str] | None = None) -> None:
             report.append(
                 f"GPU {torch.cuda.get_device_name()}: fp32 {fp32 / 1e12:.0f}, bf16 {bf16 / 1e12:.0f} TFLOP/s."
             )
+        allocator = allocator_pair(model, batch, args.repeats) if "comparisons" not in args.skip else None
         rows = whole_step_rows(model, batch, args.repeats)
         if "modules" not in args.skip:
             rows += module_rows(model, batch, args.repeats)
         report += ["", "### One section against the arithmetic floor", "", *floor_table(rows, rate)]
         if "comparisons" not in args.skip:
             report += ["", "### Naive formulations side by side (same inputs, same run)", ""]
-            report += comparison_table(comparison_rows(model, batch, args.repeats))
+            report += comparison_table([allocator, *comparison_rows(model, batch, args.repeats)])
         del model
         if "memory" not in args.skip:
             report += ["", "### Patching and the whole job's memory (fresh process each)", ""]

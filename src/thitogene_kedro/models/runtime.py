@@ -42,7 +42,9 @@ def autocast(device: torch.device, precision: Precision = "fp32") -> Iterator[No
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameters
-_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
+# on exit: where glibc's own dynamic thresholds settle once large buffers have been freed (mallopt
+# cannot turn the dynamic adjustment back on; its 128 KiB starting point would mmap every activation)
+_GLIBC_SETTLED = {_M_MMAP_THRESHOLD: 32 * 2**20, _M_TRIM_THRESHOLD: 64 * 2**20, _M_MMAP_MAX: 65536}
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -66,9 +68,10 @@ def reuse_freed_host_memory(enabled: bool = True) -> Iterator[bool]:
     gradients back in: on the 2-core machines of ``docs/benchmarks.md`` that first touch costs
     about ten times the arithmetic of an elementwise pass over the same tensor. Inside the block
     large allocations come from the heap and freed memory stays there for the next step (glibc's
-    ``mallopt``: no ``mmap``, no trimming); on exit the defaults come back and the free memory is
-    handed back to the system (``malloc_trim``). Values are unaffected. Elsewhere than glibc
-    (macOS, musl) nothing changes.
+    ``mallopt``: no ``mmap``, no trimming); on exit the thresholds go back to those glibc's dynamic
+    defaults settle at (buffers above 32 MiB mapped on their own) and the free memory is handed
+    back to the system (``malloc_trim``). Values are unaffected. Elsewhere than glibc (macOS, musl)
+    nothing changes.
     """
     libc = _glibc() if enabled else None
     if libc is None:
@@ -79,6 +82,6 @@ def reuse_freed_host_memory(enabled: bool = True) -> Iterator[bool]:
     try:
         yield True
     finally:
-        for parameter, value in _GLIBC_DEFAULTS.items():
+        for parameter, value in _GLIBC_SETTLED.items():
             libc.mallopt(parameter, value)
         libc.malloc_trim(0)
