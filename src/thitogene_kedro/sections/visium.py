@@ -17,7 +17,6 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 from scipy import sparse
 
 from thitogene_kedro.sections.images import IMAGE_SUFFIXES, describe_section_image
@@ -58,6 +57,8 @@ def read_section(
     root: str | Path, section: str, source: str = SOURCE, fullres_image_glob: str = "*", patient: str | None = None
 ) -> ad.AnnData:
     """Read one Space Ranger section into the project schema."""
+    import scanpy as sc  # noqa: PLC0415 - ~170 MiB and ~2 s, needed only for Visium input
+
     outs = _outs(root, section)
     try:
         with warnings.catch_warnings():

@@ -9,11 +9,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 from scipy import sparse
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
-from sklearn.neighbors import kneighbors_graph
 
 from thitogene_kedro.pipelines.clustering.params import ClusteringParams
 
@@ -22,6 +18,12 @@ logger = logging.getLogger(__name__)
 
 def cluster_expression(matrix: np.ndarray, spatial: np.ndarray, k: int, params: ClusteringParams) -> np.ndarray:
     """Cluster labels of spots from their expression ``(N, G)``; see ``ClusteringParams``."""
+    # scanpy and scikit-learn (~170 MiB, ~2 s) load only when a run clusters, not in every process
+    # that imports the pipelines (a training run, a fold job)
+    import scanpy as sc  # noqa: PLC0415
+    from sklearn.cluster import KMeans  # noqa: PLC0415
+    from sklearn.neighbors import kneighbors_graph  # noqa: PLC0415
+
     params = ClusteringParams.model_validate(params)
     data = ad.AnnData(X=np.asarray(matrix, dtype=np.float32))
     if params.scale:
@@ -54,6 +56,8 @@ def cluster_sections(
         k and spots, or the reason there is no predicted expression; per spot the label and the
         cluster of each source; the ARIs as MLflow metrics.
     """
+    from sklearn.metrics import adjusted_rand_score  # noqa: PLC0415 - see cluster_expression
+
     params = ClusteringParams.model_validate(params)
     predicted = {}
     for adata in test_predictions:
