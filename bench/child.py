@@ -24,7 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.model_ops import paper_model, train_step
 from thitogene_kedro.models import collate_sections
-from thitogene_kedro.models.runtime import reuse_freed_host_memory
+from thitogene_kedro.models.runtime import resolve_host_memory_reuse, reuse_freed_host_memory
 from thitogene_kedro.models.summary import demo_section
 from thitogene_kedro.pipelines.training.loop import LoopSettings, make_optimiser
 from thitogene_kedro.profiling import peak_rss_mib
@@ -74,7 +74,7 @@ def scaling(spots: int, variant: str, preset: str, steps: int, n_genes: int = 78
         )
     context = sdpa_kernel(backends) if backends else contextlib.nullcontext()
     times = []
-    with context, reuse_freed_host_memory():  # as the training loop runs
+    with context, reuse_freed_host_memory(resolve_host_memory_reuse("auto", spots)):  # as the training loop runs
         for step in range(steps + 1):  # the first is a warm-up
             if step == 1:
                 forward.clear()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from thitogene_kedro.models import autocast, resolve_device
-from thitogene_kedro.models.runtime import reuse_freed_host_memory
+from thitogene_kedro.models.runtime import resolve_host_memory_reuse, reuse_freed_host_memory
 
 
 def test_auto_picks_cuda_only_when_available():
@@ -37,7 +37,7 @@ def test_autocast_precisions():
 ALLOCATOR_CHECK = """
 import ctypes, json
 import torch
-from thitogene_kedro.models.runtime import reuse_freed_host_memory
+from thitogene_kedro.models.runtime import resolve_host_memory_reuse, reuse_freed_host_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
@@ -87,3 +87,9 @@ def test_reusing_freed_host_memory_keeps_large_buffers_in_the_process_until_exit
 def test_reusing_freed_host_memory_can_be_switched_off():
     with reuse_freed_host_memory(False) as reusing:
         assert not reusing
+
+
+def test_auto_reuses_freed_host_memory_for_legacy_st_sized_steps_only():
+    assert resolve_host_memory_reuse("auto", 283) and resolve_host_memory_reuse("auto", 1500)
+    assert not resolve_host_memory_reuse("auto", 4992)  # a Visium section: the retained heap fragments
+    assert resolve_host_memory_reuse(True, 4992) and not resolve_host_memory_reuse(False, 283)

@@ -85,8 +85,10 @@ class TrainingParams(_Strict):
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     data_on_device: Literal["auto"] | bool = "auto"
-    reuse_freed_host_memory: bool = Field(
-        True, description="keep freed host memory for the next step instead of page-faulting it back (glibc only)"
+    reuse_freed_host_memory: Literal["auto"] | bool = Field(
+        "auto",
+        description="keep freed host memory for the next step instead of page-faulting it back (glibc only); "
+        "auto: when a step holds at most 1,500 spots",
     )
     checkpoint_every: int = Field(10, ge=1)
     progress_every: int = Field(0, ge=0, description="epochs between progress lines; 0: about ten per fold")
