@@ -169,7 +169,10 @@ def module_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> li
     rows = []
     for name, args in captured_inputs(model, batch).items():
         module = getattr(model, name).train()
-        inputs = tuple(a.requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a for a in args)
+        needs_grad = name != "odconv2d"  # the model's first layer: its pixels need no gradient
+        inputs = tuple(
+            a.requires_grad_(needs_grad and a.is_floating_point()) if isinstance(a, torch.Tensor) else a for a in args
+        )
 
         def forward_backward(module=module, inputs=inputs) -> None:
             out = module(*inputs)
@@ -259,7 +262,7 @@ def _operation_pairs(model: torch.nn.Module, batch: SectionBatch, repeats: int) 
 
     if hasattr(model, "odconv2d"):
         (pixels,) = inputs["odconv2d"]
-        x = pixels.clone().requires_grad_()
+        x = pixels.clone()  # as in the model, the pixels need no gradient
         odconv_rows = []
         for label, fn in (
             ("unfold, scaled input/output", naive_odconv),
