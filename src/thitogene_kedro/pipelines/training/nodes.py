@@ -172,6 +172,7 @@ def train_fold(
     fingerprint = _fingerprint(
         fold.to_dict(), gene_names, config.model_dump(), preprocessing.normalisation.model_dump(),
         training.model_dump(exclude=_COST_ONLY_SETTINGS),
+        {name: list(tensor.shape) for name, tensor in model.state_dict().items()},  # a new layout starts afresh
     )  # fmt: skip
     logger.info(
         "%s: training %s (%s, %d parameters) on %d sections, %d spots, %d genes; device %s, %s",
