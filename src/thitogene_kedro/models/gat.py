@@ -19,8 +19,9 @@ Two reference behaviours change results and are options (``reference-spec.md`` �
 Two implementations give the same result (tested) and differ only in cost:
 
 - ``neighbour_list`` (default): logits, softmax and aggregation over the E edges only (a
-  segment softmax and one sparse × dense product per head); memory O(E·heads + N·heads·out),
-  so a 5,000-spot Visium section needs no N×N tensor.
+  segment softmax and one sparse × dense product per head, with a backward computed edge by
+  edge); memory O(E·heads + N·heads·out) in both passes, so a 5,000-spot Visium section needs no
+  N×N tensor.
 - ``dense``: the reference's N×N logit matrix with −9e15 for non-edges; O(N²·heads) memory.
 
 The dense formulation's corner cases are reproduced exactly by the neighbour list: a spot with no
