@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test lint format viz viz-build her2st model-summary bench lock clean-data mlflow-server postgres-local
+.PHONY: install run test lint format viz viz-build her2st model-summary bench gpu-check lock clean-data mlflow-server postgres-local
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -41,6 +41,12 @@ viz-build: $(STAMP)
 # synthetic one); see docs/benchmarks.md.
 bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/run.py --write docs/benchmarks.md
+
+# One fold of the paper model on a GPU (fp32, then bf16; sections kept on the device) and the
+# projected 32-fold x 300-epoch protocol time, written into docs/benchmarks.md (needs HER2ST_DIR).
+gpu-check: $(STAMP)
+	PYTHONPATH=. $(BIN)/python bench/gpu_check.py --her2st-dir $(HER2ST_DIR) \
+		$(if $(HER2ST_GENE_LIST),--gene-list $(HER2ST_GENE_LIST)) --write docs/benchmarks.md
 
 # Parameters and forward FLOPs per component of the paper configurations (docs/models/).
 model-summary: $(STAMP)

@@ -9,20 +9,25 @@ memory, eval forward time on the test section and its held-out PCC (meaningless 
 epochs; printed to show the path works), and the projected time of the paper's protocol (32
 folds × 300 epochs × 31 training sections of the loaded sections' mean size) at that throughput,
 one fold at a time. On CUDA the training sections stay on the GPU as uint8 (``data_on_device``);
-``--sections-per-step`` batches sections. Ratios are measured in the same run. ``--device cpu
---preset small --epochs 1`` runs it anywhere (the tests do).
+``--sections-per-step`` batches sections. Ratios are measured in the same run. ``--write
+docs/benchmarks.md`` also puts the report, with the device, the date and the command, between the
+``gpu:begin``/``gpu:end`` markers of that file. ``--device cpu --preset small --epochs 1`` runs it
+anywhere (the tests do).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.report import write_block
 from thitogene_kedro.metrics import pearson_per_gene
 from thitogene_kedro.models import SectionExample, build_model, resolve_device
 from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
@@ -71,11 +76,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--sections-per-step", type=int, default=1)
     parser.add_argument("--protocol", type=int, nargs=3, default=[32, 300, 31], metavar=("FOLDS", "EPOCHS", "SECTIONS"))
+    parser.add_argument("--write", type=Path, help="markdown file whose gpu:begin/end block is replaced")
     args = parser.parse_args(argv)
+    report: list[str] = []
+
+    def emit(line: str) -> None:
+        print(line)  # noqa: T201
+        report.append(line)
 
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"torch {torch.__version__}, device {device} ({name}), {args.model} {args.preset}")  # noqa: T201
+    emit(f"**{datetime.date.today():%Y-%m-%d}**, torch {torch.__version__}, device {device} ({name}), "
+         f"{args.model} {args.preset}; `python bench/gpu_check.py {' '.join(argv or sys.argv[1:])}`")  # fmt: skip
+    emit("")
     genes = args.gene_list.read_text().split() if args.gene_list else None
     started = time.perf_counter()
     examples, genes = load_sections(args.her2st_dir, args.sections, genes)
@@ -84,13 +97,14 @@ def main(argv: list[str] | None = None) -> None:
     spots = sum(len(e.patches) for e in train)
     loaded = time.perf_counter() - started
     summary = f"{len(train)} training sections ({spots} spots), test {args.test}, {len(genes)} genes"
-    print(f"data: {summary}, loaded in {loaded:.1f} s")  # noqa: T201
+    emit(f"data: {summary}, loaded in {loaded:.1f} s")
     folds, epochs, sections = args.protocol
     protocol_spots = folds * epochs * sections * spots / len(train)
-    print(f"protocol: {folds} folds × {epochs} epochs × {sections} sections ≈ {protocol_spots:,.0f} spot-steps")  # noqa: T201
+    emit(f"protocol: {folds} folds × {epochs} epochs × {sections} sections ≈ {protocol_spots:,.0f} spot-steps")
     header = "| precision | s/epoch | spots/s | peak GPU MiB | eval forward s | held-out PCC | protocol h (1 fold at a time) |"
-    print(header)  # noqa: T201
-    print("|---|---:|---:|---:|---:|---:|---:|")  # noqa: T201
+    emit("")
+    emit(header)
+    emit("|---|---:|---:|---:|---:|---:|---:|")
     for precision in args.precisions:
         seed_everything(0)
         model = build_model({"name": args.model, "preset": args.preset}, len(genes))
@@ -112,10 +126,12 @@ def main(argv: list[str] | None = None) -> None:
         peak = f"{result.peak_gpu_memory_mib:,.0f}" if result.peak_gpu_memory_mib is not None else "-"
         hours = protocol_spots / (spots / seconds) / 3600
         cells = f"{seconds:.2f} | {spots / seconds:,.0f} | {peak} | {forward:.3f} | {pcc:.3f} | {hours:,.2f}"
-        print(f"| {precision} | {cells} |")  # noqa: T201
+        emit(f"| {precision} | {cells} |")
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    if args.write:
+        write_block(args.write, "\n".join(report), "gpu")
 
 
 if __name__ == "__main__":

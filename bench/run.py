@@ -36,11 +36,11 @@ from bench.model_ops import (
     paper_model,
     whole_step_rows,
 )
+from bench.report import write_block
 from thitogene_kedro.models import collate_sections
 from thitogene_kedro.sections import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def cpu_name() -> str:
@@ -234,18 +234,6 @@ def main(argv: list[str] | None = None) -> None:
     print(text)  # noqa: T201
     if args.write:
         write_block(args.write, text)
-
-
-def write_block(path: Path, text: str) -> None:
-    """Replace the text between the markers in ``path`` (appending the block if it has none)."""
-    document = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in document and END in document:
-        head, rest = document.split(BEGIN, 1)
-        document = head + block + rest.split(END, 1)[1]
-    else:
-        document = document.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(document)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,17 @@ from tests.conftest import HER2ST_REAL
 
 
 @pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
-def test_gpu_check_runs_on_cpu(capsys):
+def test_gpu_check_runs_on_cpu_and_writes_its_report(tmp_path, capsys):
+    document = tmp_path / "benchmarks.md"
+    document.write_text("# Benchmarks\n\n<!-- gpu:begin -->\nnot measured yet\n<!-- gpu:end -->\n\nNotes stay.\n")
     gpu_check.main(
         ["--her2st-dir", str(HER2ST_REAL), "--device", "cpu", "--preset", "small", "--epochs", "2",
-         "--sections", "C3", "C4", "--test", "C3", "--precisions", "fp32", "bf16"]
+         "--sections", "C3", "C4", "--test", "C3", "--precisions", "fp32", "bf16", "--write", str(document)]
     )  # fmt: skip
     out = capsys.readouterr().out
+    written = document.read_text()
+    assert "not measured yet" not in written and "Notes stay." in written and "| bf16 |" in written
+    assert "device cpu" in written and "`python bench/gpu_check.py --her2st-dir" in written
     assert "1 training sections (" in out and "500 genes" in out
     rows = [line for line in out.splitlines() if line.startswith(("| fp32", "| bf16"))]
     assert len(rows) == 2 and all(len(row.split("|")) == 9 for row in rows)
@@ -40,6 +45,9 @@ def test_benchmark_suite_prints_and_writes_its_report(tmp_path, capsys):
     for row in ("| training step", "| · backward", "| inference", "| · vit fwd+bwd", "| · gat fwd+bwd"):
         assert row in out, row
     assert "| graph attention fwd+bwd, N×N dense | neighbour list |" in out
+    for pair in ("| training step, glibc default", "| capsule encoder fwd+bwd, channels-first | channels-last |",
+                 "| dropout fwd+bwd (1×", "| Adam step, foreach (default) | fused |"):  # fmt: skip
+        assert pair in out, pair
     assert "| patching, the project's reader" in out and "| patch + 3 training steps" in out
     assert "| the same, optimiser step in the backward pass |" in out
     scaling = next(line for line in out.splitlines() if line.startswith("| 60 |"))
