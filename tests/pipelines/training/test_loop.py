@@ -115,3 +115,17 @@ def test_stepping_in_the_backward_pass_trains_exactly_as_one_optimiser():
     plain, in_backward = results
     assert [r["train_loss"] for r in plain.history] == [r["train_loss"] for r in in_backward.history]
     assert same_weights(plain.state_dict, in_backward.state_dict)
+
+
+def test_reusing_freed_host_memory_trains_exactly_the_same():
+    """The allocator setting changes where memory comes from, never a value."""
+    train = [grid_section(9, seed=1), grid_section(7, seed=2)]
+    results = []
+    for reuse in (False, True):
+        seed_everything(0)
+        model = build_model({"name": "thitogene", "preset": "small"}, 16)
+        settings = LoopSettings(epochs=2, lr=1e-3, seed=0, reuse_freed_host_memory=reuse)
+        results.append(fit(model, train, [], settings))
+    plain, reused = results
+    assert [r["train_loss"] for r in plain.history] == [r["train_loss"] for r in reused.history]
+    assert same_weights(plain.state_dict, reused.state_dict)

@@ -17,14 +17,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections, examples_on
-from thitogene_kedro.models.runtime import Precision, reuse_freed_host_memory
+from thitogene_kedro.models.runtime import Precision, resolve_host_memory_reuse, reuse_freed_host_memory
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LoopSettings:
     min_delta: float = 0.0
     label: str = "fold"
     data_on_device: bool = False
-    reuse_freed_host_memory: bool = True
+    reuse_freed_host_memory: bool | Literal["auto"] = "auto"
 
 
 @dataclass
@@ -163,7 +163,8 @@ def fit(
 
     The model must be freshly built after :func:`seed_everything` ``(settings.seed)``.
     """
-    with reuse_freed_host_memory(settings.reuse_freed_host_memory):
+    spots_per_step = max((len(e.patches) for e in train), default=0) * settings.sections_per_step
+    with reuse_freed_host_memory(resolve_host_memory_reuse(settings.reuse_freed_host_memory, spots_per_step)):
         return _fit(model, train, validation, settings, checkpoints, fingerprint, on_epoch)
 
 
@@ -302,12 +303,13 @@ def predict(
     examples: Sequence[SectionExample],
     device: torch.device,
     precision: Precision,
-    reuse_host_memory: bool = True,
+    reuse_host_memory: bool | Literal["auto"] = "auto",
 ) -> list[np.ndarray]:
     """Eval-mode predictions ``(N, G)`` per section, one section at a time."""
     model.to(device).eval()
     out = []
-    with torch.no_grad(), reuse_freed_host_memory(reuse_host_memory):
+    reuse = resolve_host_memory_reuse(reuse_host_memory, max((len(e.patches) for e in examples), default=0))
+    with torch.no_grad(), reuse_freed_host_memory(reuse):
         for example in examples:
             batch = collate_sections([example]).to(device)
             with autocast(device, precision):

@@ -18,7 +18,7 @@ from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.metrics import section_metrics
 from thitogene_kedro.models import build_model, model_config, resolve_device
 from thitogene_kedro.models.pyfunc import SpotExpressionPredictor
-from thitogene_kedro.models.runtime import Precision, resolve_host_memory_reuse
+from thitogene_kedro.models.runtime import Precision
 from thitogene_kedro.pipelines.graph_building.params import GraphBuildingParams
 from thitogene_kedro.pipelines.preprocessing.nodes import (
     choose_sections,
@@ -165,9 +165,7 @@ def train_fold(
         progress_every=training.progress_every, patience=training.early_stopping.patience,
         min_delta=training.early_stopping.min_delta, label=fold.name,
         data_on_device=device.type == "cuda" if training.data_on_device == "auto" else training.data_on_device,
-        reuse_freed_host_memory=resolve_host_memory_reuse(
-            training.reuse_freed_host_memory, max(len(e.patches) for e in train) * training.sections_per_step
-        ),
+        reuse_freed_host_memory=training.reuse_freed_host_memory,
     )  # fmt: skip
     fingerprint = _fingerprint(
         fold.to_dict(), gene_names, config.model_dump(), preprocessing.normalisation.model_dump(),
@@ -243,9 +241,7 @@ def predict_fold(
     )
     predictions = predict(
         net, [p.example for p in examples], device, resolve_precision(training.precision, device),
-        reuse_host_memory=resolve_host_memory_reuse(
-            training.reuse_freed_host_memory, max((len(p.example.patches) for p in examples), default=0)
-        ),
+        reuse_host_memory=training.reuse_freed_host_memory,
     )  # fmt: skip
     parts, rows = [], []
     for (example, spot_ids, spatial), prediction in zip(examples, predictions, strict=True):
