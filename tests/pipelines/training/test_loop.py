@@ -14,7 +14,7 @@ from tests.pipelines.training import resume_job
 from tests.pipelines.training.killing import kill_after_checkpoint
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.models import build_model, collate_sections
-from thitogene_kedro.pipelines.training.loop import LoopSettings, fit, seed_everything
+from thitogene_kedro.pipelines.training.loop import LoopResult, LoopSettings, fit, seed_everything
 
 EPOCHS = 8
 
@@ -99,33 +99,33 @@ def test_sections_kept_on_the_device_train_exactly_as_sections_copied_each_step(
     assert same_weights(host.state_dict, resident.state_dict)
 
 
+def train_small(train: list, validation: list, **settings: object) -> tuple[LoopResult, torch.nn.Module]:
+    """The small THItoGene, freshly seeded, trained 3 epochs with ``settings``."""
+    seed_everything(0)
+    model = build_model({"name": "thitogene", "preset": "small"}, 16)
+    return fit(model, train, validation, LoopSettings(epochs=3, lr=1e-3, seed=0, **settings)), model
+
+
+def assert_same_training(first: LoopResult, second: LoopResult) -> None:
+    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
+    assert same_weights(first.state_dict, second.state_dict)
+
+
 def test_stepping_in_the_backward_pass_trains_exactly_as_one_optimiser():
     """Adam per parameter during backward (gradients freed at once) equals Adam after backward."""
     train = [grid_section(9, seed=1), grid_section(7, seed=2)]
     results = []
     for in_backward in (False, True):
-        seed_everything(0)
-        model = build_model({"name": "thitogene", "preset": "small"}, 16)
-        settings = LoopSettings(epochs=3, lr=1e-3, seed=0, step_in_backward=in_backward)
-        results.append(fit(model, train, [grid_section(6, seed=4)], settings))
+        result, model = train_small(train, [grid_section(6, seed=4)], step_in_backward=in_backward)
+        results.append(result)
         # after fit the hooks are gone: a backward pass leaves its gradients in place
         batch = collate_sections(train[:1])
         model.train().loss_terms(batch, model(batch))["loss"].backward()
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-    plain, in_backward = results
-    assert [r["train_loss"] for r in plain.history] == [r["train_loss"] for r in in_backward.history]
-    assert same_weights(plain.state_dict, in_backward.state_dict)
+    assert_same_training(*results)
 
 
 def test_reusing_freed_host_memory_trains_exactly_the_same():
     """The allocator setting changes where memory comes from, never a value."""
     train = [grid_section(9, seed=1), grid_section(7, seed=2)]
-    results = []
-    for reuse in (False, True):
-        seed_everything(0)
-        model = build_model({"name": "thitogene", "preset": "small"}, 16)
-        settings = LoopSettings(epochs=2, lr=1e-3, seed=0, reuse_freed_host_memory=reuse)
-        results.append(fit(model, train, [], settings))
-    plain, reused = results
-    assert [r["train_loss"] for r in plain.history] == [r["train_loss"] for r in reused.history]
-    assert same_weights(plain.state_dict, reused.state_dict)
+    assert_same_training(*(train_small(train, [], reuse_freed_host_memory=reuse)[0] for reuse in (False, True)))
