@@ -1,4 +1,4 @@
-"""Workloads measured in a fresh process each, so that peak memory (``ru_maxrss``) is theirs alone.
+"""Workloads measured in a fresh process each, so that peak memory (``VmHWM``) is theirs alone.
 
     python -m bench.child scaling --spots 1000 --variant ours
     python -m bench.child patching --data-dir DIR [--source her2st] --section B4 --variant ours|whole_float
@@ -131,7 +131,7 @@ def patch_and_train(root: Path, source_name: str, section: str, steps: int, pres
     patched = peak_rss_mib()
     model = paper_model(len(genes), preset)
     optimiser = make_optimiser(model, LoopSettings(epochs=steps, lr=1e-5, step_in_backward=in_backward))
-    with reuse_freed_host_memory():  # as the training loop runs
+    with reuse_freed_host_memory(resolve_host_memory_reuse("auto", int(batch.mask.sum()))):  # as the loop runs
         for _ in range(steps):
             train_step(model, batch, optimiser)
     return {

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.report import write_block
+from bench.report import cpu_name, write_block
 from thitogene_kedro.metrics import pearson_per_gene
 from thitogene_kedro.models import SectionExample, build_model, resolve_device
 from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         report.append(line)
 
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     emit(f"**{datetime.date.today():%Y-%m-%d}**, torch {torch.__version__}, device {device} ({name}), "
          f"{args.model} {args.preset}; `python bench/gpu_check.py {' '.join(argv or sys.argv[1:])}`")  # fmt: skip
     emit("")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -94,12 +95,18 @@ def paper_model(n_genes: int, preset: str, gat: str = "neighbour_list", **overri
     return build_model({"name": "thitogene", "preset": preset, "overrides": overrides}, n_genes)
 
 
-def train_step(model: torch.nn.Module, batch: SectionBatch, optimiser) -> None:
-    """One training step, as the training loop takes it."""
+def train_step(model: torch.nn.Module, batch: SectionBatch, optimiser, marks: list[float] | None = None) -> None:
+    """One training step, as the training loop takes it; ``marks`` gets the clock before the forward
+    pass and after the forward, the backward and the optimiser step."""
+    clock = marks.append if marks is not None else lambda _: None
+    clock(time.perf_counter())
     loss = model.loss_terms(batch, model.train()(batch))["loss"]
+    clock(time.perf_counter())
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
+    clock(time.perf_counter())
     optimiser.step()
+    clock(time.perf_counter())
 
 
 def whole_step_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> list[Row]:
@@ -109,18 +116,11 @@ def whole_step_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -
     phases: dict[str, list[float]] = {"forward": [], "backward": [], "optimiser": []}
 
     def step(record: bool = False) -> None:
-        model.train()
-        t0 = time.perf_counter()
-        loss = model.loss_terms(batch, model(batch))["loss"]
-        t1 = time.perf_counter()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        t2 = time.perf_counter()
-        optimiser.step()
-        t3 = time.perf_counter()
+        marks: list[float] = []
+        train_step(model, batch, optimiser, marks)
         if record:
-            for name, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2), strict=True):
-                phases[name].append(seconds)
+            for name, start, end in zip(phases, marks, marks[1:], strict=False):
+                phases[name].append(end - start)
 
     def inference() -> None:
         model.eval()
@@ -129,14 +129,12 @@ def whole_step_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -
 
     step_flops = count_flops(step) - depthwise_overcount(model, n_spots(batch))
     forward_flops = count_flops(lambda: model.loss_terms(batch, model.train()(batch)))
-    totals = []
     with reuse_freed_host_memory():  # as the training loop runs
         step()
         for _ in range(repeats):
-            start = time.perf_counter()
             step(record=True)
-            totals.append(time.perf_counter() - start)
         inference_times = repeated(inference, repeats)
+    totals = [sum(parts) for parts in zip(*phases.values(), strict=True)]
     model.zero_grad(set_to_none=True)
     return [
         Row("training step (fwd+bwd+Adam)", step_flops, totals),
@@ -225,78 +223,64 @@ def comparison_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) -
         return _operation_pairs(model, batch, repeats)
 
 
+def side_by_side(
+    title: str, steps: Sequence[tuple[str, Callable[[], object]]], repeats: int, flops: bool = True
+) -> tuple[Row, Row]:
+    """The (naive, ours) rows of ``title``: each labelled step timed (and its FLOPs counted) in turn."""
+    naive, ours = (
+        Row(f"{title}, {label}", count_flops(step) if flops else 0, repeated(step, repeats)) for label, step in steps
+    )
+    return naive, ours
+
+
 def _operation_pairs(model: torch.nn.Module, batch: SectionBatch, repeats: int) -> list[tuple[Row, Row]]:
     inputs = captured_inputs(model, batch)
-    pairs = []
-
     gat_input, edges, mask = inputs["gat"]
-    gat_rows = []
-    for implementation in ("dense", "neighbour_list"):
+    gat_input = gat_input.clone().requires_grad_()
+
+    def gat_step(implementation: str) -> None:
         for layer in (model.gat.attention_heads, model.gat.out_att):
             layer.implementation = implementation
-        x = gat_input.clone().requires_grad_()
+        model.gat(gat_input, edges, mask).sum().backward()
 
-        def gat_step(x=x) -> None:
-            model.gat(x, edges, mask).sum().backward()
-
-        label = "N×N dense" if implementation == "dense" else "neighbour list"
-        gat_rows.append(Row(f"graph attention fwd+bwd, {label}", count_flops(gat_step), repeated(gat_step, repeats)))
-    pairs.append((gat_rows[0], gat_rows[1]))
-
+    pairs = [
+        side_by_side(
+            "graph attention fwd+bwd",
+            [("N×N dense", partial(gat_step, "dense")), ("neighbour list", partial(gat_step, "neighbour_list"))],
+            repeats,
+        )
+    ]
     if hasattr(model, "caps_layer"):
         (features,) = inputs["caps_layer"]
-        caps_rows = []
-        for label, memory_format in (
-            ("channels-first", torch.contiguous_format),
-            ("channels-last", torch.channels_last),
-        ):
-            x = features.clone().to(memory_format=memory_format).requires_grad_()
+        layouts = {"channels-first": torch.contiguous_format, "channels-last": torch.channels_last}
+        laid_out = {name: features.clone().to(memory_format=f).requires_grad_() for name, f in layouts.items()}
 
-            def caps_step(x=x) -> None:
-                model.caps_layer(x).sum().backward()
+        def caps_step(x: torch.Tensor) -> None:
+            model.caps_layer(x).sum().backward()
 
-            caps_rows.append(
-                Row(f"capsule encoder fwd+bwd, {label}", count_flops(caps_step), repeated(caps_step, repeats))
-            )
-        pairs.append((caps_rows[0], caps_rows[1]))
-
+        steps = [(name, partial(caps_step, x)) for name, x in laid_out.items()]
+        pairs.append(side_by_side("capsule encoder fwd+bwd", steps, repeats))
     if hasattr(model, "odconv2d"):
-        (pixels,) = inputs["odconv2d"]
-        x = pixels.clone()  # as in the model, the pixels need no gradient
-        odconv_rows = []
-        for label, fn in (
-            ("unfold, scaled input/output", naive_odconv),
-            ("channels-last blocks by reshape, folded", None),
-        ):
-
-            def odconv_step(fn=fn, x=x) -> None:
-                out = fn(model.odconv2d, x) if fn else model.odconv2d(x)
-                out.sum().backward()
-
-            odconv_rows.append(
-                Row(f"ODConv fwd+bwd, {label}", count_flops(odconv_step), repeated(odconv_step, repeats))
-            )
-        pairs.append((odconv_rows[0], odconv_rows[1]))
+        (pixels,) = inputs["odconv2d"]  # as in the model, the pixels need no gradient
+        steps = [
+            ("unfold, scaled input/output", lambda: naive_odconv(model.odconv2d, pixels).sum().backward()),
+            ("channels-last blocks by reshape, folded", lambda: model.odconv2d(pixels).sum().backward()),
+        ]
+        pairs.append(side_by_side("ODConv fwd+bwd", steps, repeats))
 
     hidden = torch.randn(1, n_spots(batch), 8192, requires_grad=True)  # the GAT's hidden layer: 1 of 17 dropouts
-    drop_rows = []
-    for label, fn in (("bernoulli_ mask (nn.Dropout)", F.dropout), ("uniform-draw mask", dropout)):
+    steps = [
+        ("bernoulli_ mask (nn.Dropout)", lambda: F.dropout(hidden, 0.2, True).sum().backward()),
+        ("uniform-draw mask", lambda: dropout(hidden, 0.2, True).sum().backward()),
+    ]
+    pairs.append(side_by_side(f"dropout fwd+bwd (1×{n_spots(batch)}×8192)", steps, repeats, flops=False))
 
-        def drop_step(fn=fn) -> None:
-            fn(hidden, 0.2, True).sum().backward()
-
-        drop_rows.append(Row(f"dropout fwd+bwd (1×{n_spots(batch)}×8192), {label}", 0, repeated(drop_step, repeats)))
-    pairs.append((drop_rows[0], drop_rows[1]))
-
-    adam_rows = []
-    for fused in (False, True):
-        optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, fused=fused, foreach=None if fused else True)
-        for p in model.parameters():
-            p.grad = torch.zeros_like(p)
-        adam_rows.append(
-            Row(f"Adam step, {'fused' if fused else 'foreach (default)'}", 0, repeated(optimiser.step, repeats))
-        )
-        del optimiser
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimisers = [
+        (name, torch.optim.Adam(model.parameters(), lr=1e-5, fused=fused, foreach=None if fused else True).step)
+        for name, fused in (("foreach (default)", False), ("fused", True))
+    ]
+    pairs.append(side_by_side("Adam step", optimisers, repeats, flops=False))
     model.zero_grad(set_to_none=True)
-    pairs.append((adam_rows[0], adam_rows[1]))
     return pairs

@@ -1,8 +1,21 @@
-"""Writing a measured report into a markdown file between a pair of markers."""
+"""The measuring scripts' shared report parts: the machine's name, and a report written into a
+markdown file between a pair of markers."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
+
+
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def write_block(path: Path, text: str, name: str = "bench") -> None:

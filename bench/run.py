@@ -36,21 +36,11 @@ from bench.model_ops import (
     paper_model,
     whole_step_rows,
 )
-from bench.report import write_block
+from bench.report import cpu_name, write_block
 from thitogene_kedro.models import collate_sections
 from thitogene_kedro.sections import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_child(*args: str, env: dict[str, str] | None = None) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from thitogene_kedro.metrics import pearson_with_p, section_metrics
+from thitogene_kedro.metrics import paired_comparison, pearson_with_p, section_metrics
 
 
 def test_pcc_and_p_value_equal_scipy_per_gene():
@@ -45,3 +45,13 @@ def test_all_constant_section_has_no_nan_dropped_mean():
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="same \\(spots, genes\\) shape"):
         pearson_with_p(np.zeros((3, 2)), np.zeros((3, 3)))
+
+
+def test_paired_comparison_of_two_models_on_the_same_sections():
+    result = paired_comparison([0.3, 0.2, 0.5, 0.4], [0.1, 0.2, 0.4, 0.5])
+    assert result["sections"] == 4 and result["wins"] == 2
+    assert result["mean_difference"] == pytest.approx(0.05) and result["median_difference"] == pytest.approx(0.05)
+    assert result["pcc_mean_a"] == pytest.approx(0.35) and result["pcc_mean_b"] == pytest.approx(0.3)
+    assert result["wilcoxon_p"] == pytest.approx(stats.wilcoxon([0.2, 0.0, 0.1, -0.1]).pvalue)
+    assert np.isnan(paired_comparison([0.3], [0.1])["wilcoxon_p"])  # one section: no test
+    assert np.isnan(paired_comparison([0.3, 0.2], [0.3, 0.2])["wilcoxon_p"])  # no difference: no test

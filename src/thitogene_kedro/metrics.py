@@ -57,3 +57,23 @@ def section_metrics(prediction: np.ndarray, observed: np.ndarray) -> dict[str, f
         "mse": float(np.mean(error**2)),
         "mae": float(np.mean(np.abs(error))),
     }
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Two models' scores on the same sections (``a[i]`` and ``b[i]`` on section i): their means, the
+    mean and median of ``a − b``, how often ``a`` wins, and a two-sided Wilcoxon signed-rank test
+    (exact for small samples; NaN with fewer than two sections or no difference at all)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    difference = a - b
+    test = stats.wilcoxon(difference) if len(difference) >= 2 and (difference != 0).any() else None
+    nan = float("nan")
+    return {
+        "sections": len(difference),
+        "pcc_mean_a": float(a.mean()) if len(a) else nan,
+        "pcc_mean_b": float(b.mean()) if len(b) else nan,
+        "mean_difference": float(difference.mean()) if len(difference) else nan,
+        "median_difference": float(np.median(difference)) if len(difference) else nan,
+        "wins": int((difference > 0).sum()),
+        "wilcoxon_statistic": float(test.statistic) if test else nan,
+        "wilcoxon_p": float(test.pvalue) if test else nan,
+    }

@@ -22,12 +22,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
-import mlflow
-import numpy as np
-import pandas as pd
-from mlflow.exceptions import MlflowException
-from scipy import stats
+if TYPE_CHECKING:  # mlflow and pandas load only in the commands that need them: every fold job runs ``job``
+    import mlflow
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +42,13 @@ class Job:
     @property
     def run_name(self) -> str:
         return f"{self.fold}-{self.variant}-s{self.seed}"
+
+    @classmethod
+    def from_run_name(cls, name: str) -> Job:
+        """The job a run name of :attr:`run_name`'s form was given for."""
+        fold, _, rest = name.partition("-")
+        variant, _, seed = rest.rpartition("-s")
+        return cls(fold, variant, seed)
 
 
 def job_at(index: int, folds: list[str], variants: list[str], seeds: list[str]) -> Job:
@@ -63,6 +69,9 @@ def all_jobs(folds: list[str], variants: list[str], seeds: list[str]) -> list[Jo
 
 def create_experiment(name: str) -> str:
     """The experiment's id, creating it if needed; run once before a fan-out (concurrent first use races)."""
+    import mlflow  # noqa: PLC0415 - see the imports
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
     client = mlflow.MlflowClient()
     existing = client.get_experiment_by_name(name)
     if existing is not None:
@@ -75,6 +84,8 @@ def create_experiment(name: str) -> str:
 
 def finished_runs(experiment: str) -> dict[str, mlflow.entities.Run]:
     """The latest FINISHED run per run name in ``experiment``."""
+    import mlflow  # noqa: PLC0415 - see the imports
+
     found = mlflow.MlflowClient().get_experiment_by_name(experiment)
     if found is None:
         return {}
@@ -95,31 +106,28 @@ def missing_indices(experiment: str, folds: list[str], variants: list[str], seed
 
 def section_scores(experiment: str) -> pd.DataFrame:
     """One row per (run, held-out section): variant, seed, fold, section, held-out mean PCC."""
+    import pandas as pd  # noqa: PLC0415 - see the imports
+
     rows = []
     for name, run in finished_runs(experiment).items():
-        fold, _, rest = name.partition("-")
-        variant, _, seed = rest.rpartition("-s")
-        prefix = f"{fold}.test."
+        job = Job.from_run_name(name)
+        prefix = f"{job.fold}.test."
         for key, value in run.data.metrics.items():
             if key.startswith(prefix) and key.endswith(".pcc_mean"):
                 section = key[len(prefix) : -len(".pcc_mean")]
-                rows.append(
-                    {
-                        "run_name": name,
-                        "variant": variant,
-                        "seed": seed,
-                        "fold": fold,
-                        "section": section,
-                        "pcc_mean": value,
-                    }
-                )
+                row = {"run_name": name, "variant": job.variant, "seed": job.seed, "fold": job.fold}
+                rows.append({**row, "section": section, "pcc_mean": value})
     columns = ["run_name", "variant", "seed", "fold", "section", "pcc_mean"]
     return pd.DataFrame(rows, columns=columns).sort_values(["variant", "seed", "fold", "section"], ignore_index=True)
 
 
 def summarise_sweep(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per variant: runs, folds, mean/median/SD of the section PCC (seeds averaged per section);
-    per pair of variants: paired differences on their common sections and a Wilcoxon test."""
+    per pair of variants: :func:`~thitogene_kedro.metrics.paired_comparison` on their common sections."""
+    import pandas as pd  # noqa: PLC0415 - see the imports
+
+    from thitogene_kedro.metrics import paired_comparison  # noqa: PLC0415 - imports scipy
+
     per_section = scores.groupby(["variant", "section"], as_index=False)["pcc_mean"].mean()
     summary = (
         per_section.groupby("variant")["pcc_mean"]
@@ -131,14 +139,7 @@ def summarise_sweep(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     wide = per_section.pivot(index="section", columns="variant", values="pcc_mean")
     for a, b in itertools.combinations(sorted(wide.columns), 2):
         common = wide[[a, b]].dropna()
-        difference = common[a] - common[b]
-        p_value = (
-            float(stats.wilcoxon(common[a], common[b]).pvalue) if len(common) >= 2 and difference.any() else np.nan
-        )
-        pairs.append(
-            {"variant_a": a, "variant_b": b, "sections": len(common), "mean_difference": difference.mean(),
-             "median_difference": difference.median(), "wilcoxon_p": p_value}
-        )  # fmt: skip
+        pairs.append({"variant_a": a, "variant_b": b, **paired_comparison(common[a], common[b])})
     return summary, pd.DataFrame(pairs)
 
 
@@ -185,6 +186,11 @@ def _env_list(name: str, default: str | None = None) -> list[str]:
     return value.split()
 
 
+def _sweep_axes() -> tuple[list[str], list[str], list[str]]:
+    """``FOLDS``, ``VARIANTS`` (default thitogene) and ``SEEDS`` (default 0) from the environment."""
+    return _env_list("FOLDS"), _env_list("VARIANTS", "thitogene"), _env_list("SEEDS", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m thitogene_kedro.sweep", description=__doc__.splitlines()[0])
@@ -203,9 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     rendering.add_argument("template", type=Path)
     args = parser.parse_args(argv)
     if args.command == "job":
-        folds, variants, seeds = _env_list("FOLDS"), _env_list("VARIANTS", "thitogene"), _env_list("SEEDS", "0")
         try:
-            chosen = job_at(args.index, folds, variants, seeds)
+            chosen = job_at(args.index, *_sweep_axes())
         except IndexError as error:
             raise SystemExit(f"job: {error}") from None
         print(chosen.fold, chosen.variant, chosen.seed)  # noqa: T201
@@ -217,9 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(create_experiment(args.name))  # noqa: T201
         return 0
     if args.command == "missing-indices":
-        indices = missing_indices(
-            args.experiment, _env_list("FOLDS"), _env_list("VARIANTS", "thitogene"), _env_list("SEEDS", "0")
-        )
+        indices = missing_indices(args.experiment, *_sweep_axes())
         print(",".join(map(str, indices)))  # noqa: T201
         return 0
     output = args.output or Path("data/08_reporting/sweeps") / args.experiment

@@ -30,12 +30,16 @@ class _UniformMaskDropout(torch.autograd.Function):
         return grad.mul(keep).mul_(ctx.scale), None
 
 
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """``F.dropout(x, p, training)`` with the uniform-draw mask (module docstring)."""
-    if not training or p == 0.0:
-        return x
+def _checked(p: float) -> float:
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    return p
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout(x, p, training)`` with the uniform-draw mask (module docstring)."""
+    if not training or _checked(p) == 0.0:
+        return x
     return _UniformMaskDropout.apply(x, p)
 
 
@@ -44,9 +48,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = p
+        self.p = _checked(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)

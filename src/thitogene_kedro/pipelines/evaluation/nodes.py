@@ -11,9 +11,8 @@ import anndata as ad
 import mlflow
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from thitogene_kedro.metrics import pearson_with_p, section_metrics
+from thitogene_kedro.metrics import paired_comparison, pearson_with_p, section_metrics
 from thitogene_kedro.pipelines.evaluation.params import EvaluationParams
 from thitogene_kedro.pipelines.training.params import TrainingParams
 
@@ -194,21 +193,9 @@ def compare_models(sections: pd.DataFrame, evaluation: EvaluationParams) -> tupl
     rows = []
     for other in [m for m in wide.columns if m != this]:
         paired = wide[[this, other]].dropna()
-        difference = paired[this] - paired[other]
-        test = stats.wilcoxon(difference) if len(paired) >= 2 and (difference != 0).any() else None
-        rows.append(
-            {
-                "model": this,
-                "versus": other,
-                "sections": len(paired),
-                "pcc_mean_model": float(paired[this].mean()) if len(paired) else float("nan"),
-                "pcc_mean_versus": float(paired[other].mean()) if len(paired) else float("nan"),
-                "mean_difference": float(difference.mean()) if len(paired) else float("nan"),
-                "wins": int((difference > 0).sum()),
-                "wilcoxon_statistic": float(test.statistic) if test else float("nan"),
-                "wilcoxon_p": float(test.pvalue) if test else float("nan"),
-            }
-        )
+        result = paired_comparison(paired[this], paired[other])
+        result["pcc_mean_model"], result["pcc_mean_versus"] = result.pop("pcc_mean_a"), result.pop("pcc_mean_b")
+        rows.append({"model": this, "versus": other, **result})
     tests = pd.DataFrame(
         rows,
         columns=[

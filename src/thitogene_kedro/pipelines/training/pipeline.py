@@ -74,12 +74,8 @@ def fold_pipeline(fold: Fold, register: bool = False) -> Pipeline:
         steps,
         namespace=fold.name,
         inputs=SHARED_INPUTS & used,
-        parameters={"params:preprocessing", "params:training", "params:graph_building"} & used_params(steps),
+        parameters={"params:preprocessing", "params:training", "params:graph_building"} & used,
     )
-
-
-def used_params(steps: list[Node]) -> set[str]:
-    return {name for step in steps for name in step.inputs if name.startswith("params:")}
 
 
 def planning_error_pipeline(error: Exception, pipeline_name: str) -> Pipeline:
