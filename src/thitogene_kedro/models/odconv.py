@@ -89,8 +89,10 @@ class ODConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(M, C_in, H, W)`` → ``(M, C_out, H', W')``, one kernel per sample.
 
-        A channels-last input whose blocks tile it (stride = kernel, no padding) gives a channels-last
-        output: the blocks and the product are taken in that layout, with no transposing copy.
+        When the kernel's blocks tile the input (stride = kernel, no padding) they are taken by a
+        reshape in the channel-last layout, and the output comes out channels-last: from a
+        channels-last input (the model's pixels) that costs one gather and no transposing copy.
+        Otherwise the blocks come from ``unfold``.
         """
         channel, filters, spatial, kernel = self.attention(x)
         m, c, h, w = x.shape
@@ -99,7 +101,7 @@ class ODConv2d(nn.Module):
         w_out = (w + 2 * self.padding - k) // self.stride + 1
         # Σ_i α_wi · α_s ⊙ W_i, with α_c and α_f folded into the kernel's input and output channels:
         # α_f ⊙ ((W ⊙ α_c) * x) = α_f ⊙ (W * (α_c ⊙ x)), without touching the large x or y
-        if self._tiles(x) and x.is_contiguous(memory_format=torch.channels_last):
+        if self.stride == k and self.padding == 0 and h % k == 0 and w % k == 0:
             weight = torch.einsum("mn,mab,mc,mo,nocab->mabco", kernel, spatial, channel, filters, self.weight)
             blocks = x.permute(0, 2, 3, 1).view(m, h // k, k, w // k, k, c).transpose(2, 3)
             out = torch.bmm(
@@ -107,19 +109,7 @@ class ODConv2d(nn.Module):
             )
             return out.view(m, h_out, w_out, self.out_channels).permute(0, 3, 1, 2)
         weight = torch.einsum("mn,mab,mc,mo,nocab->mocab", kernel, spatial, channel, filters, self.weight)
-        out = torch.bmm(weight.reshape(m, self.out_channels, -1).to(x.dtype), self._columns(x))
-        return out.view(m, self.out_channels, h_out, w_out)
-
-    def _tiles(self, x: torch.Tensor) -> bool:
-        """Whether the kernel's blocks tile ``x`` exactly (stride = kernel, no padding)."""
-        k = self.kernel_size
-        return self.stride == k and self.padding == 0 and x.shape[-2] % k == 0 and x.shape[-1] % k == 0
-
-    def _columns(self, x: torch.Tensor) -> torch.Tensor:
-        """``(M, C_in·k·k, L)`` sliding blocks; a reshape when the blocks tile the input (stride = k)."""
-        m, c, h, w = x.shape
-        k = self.kernel_size
-        if self._tiles(x):
-            blocks = x.view(m, c, h // k, k, w // k, k).permute(0, 1, 3, 5, 2, 4)
-            return blocks.reshape(m, c * k * k, (h // k) * (w // k))
-        return F.unfold(x, k, stride=self.stride, padding=self.padding)
+        columns = F.unfold(x, k, stride=self.stride, padding=self.padding)
+        return torch.bmm(weight.reshape(m, self.out_channels, -1).to(x.dtype), columns).view(
+            m, self.out_channels, h_out, w_out
+        )
