@@ -24,7 +24,7 @@ from thitogene_kedro.models import SectionBatch, build_model
 from thitogene_kedro.models.dropout import dropout
 from thitogene_kedro.models.odconv import ODConv2d
 from thitogene_kedro.models.runtime import reuse_freed_host_memory
-from thitogene_kedro.pipelines.training.loop import LoopSettings, make_optimiser
+from thitogene_kedro.training.loop import LoopSettings, make_optimiser
 
 COMPONENTS = ("odconv2d", "caps_layer", "vit", "gat", "gene_head")
 

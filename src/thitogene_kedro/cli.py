@@ -1,10 +1,13 @@
 """Project commands added to ``kedro``: the fold list, and folds run side by side.
 
+    kedro folds plan [--env ENV] [--params K=V,...]
     kedro folds list [--env ENV] [--params K=V,...]
     kedro folds run [--devices cpu|0,1,...] [--per-device N] [--env ENV] [--params K=V,...] [--then PIPELINE]
 
-The fold list is the one the training pipeline's namespaces are built from (the active
-configuration's :func:`~thitogene_kedro.pipelines.training.planning.current_fold_plan`).
+``folds plan`` plans the folds from the data's section listing and the parameters (the one planner,
+:func:`~thitogene_kedro.training.planning.plan_from_data`) and writes them into the environment's
+``conf/<env>/parameters_folds.yml``; the pipelines' fold namespaces are built from that file, and
+``folds list`` prints them (no data is read).
 ``folds run`` prepares the data once (the data pipelines), then runs one ``kedro run --pipelines
 training --namespaces <fold>`` process per fold, ``--per-device`` at a time on each device
 (``CUDA_VISIBLE_DEVICES`` set per process; one small fold rarely fills a GPU), and finally
@@ -28,14 +31,45 @@ from kedro.framework.startup import bootstrap_project
 DATA_PIPELINES = "preprocessing,patching,graph_building"
 
 
-def fold_names(project: Path, env: str | None, params: dict) -> list[str]:
-    """The fold namespaces of the active configuration (``fold_<id>``), as the training pipeline has them."""
-    from thitogene_kedro.pipelines.training.planning import current_fold_plan  # noqa: PLC0415 - imports torch
-
+def _session(project: Path, env: str | None, params: dict) -> KedroSession:
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
-        session.load_context()  # the project hook hands the session's configuration to the planner
-        return [fold.name for fold in current_fold_plan()]
+    return KedroSession.create(project_path=project, env=env, runtime_params=params)
+
+
+def fold_names(project: Path, env: str | None, params: dict) -> list[str]:
+    """The fold namespaces of the environment's plan (``fold_<id>``), as the training pipeline has them."""
+    from thitogene_kedro.pipelines.registered_folds import registered_plan  # noqa: PLC0415
+
+    with _session(project, env, params) as session:
+        session.load_context()  # the project hook hands the session's parameters to the registration
+        plan = registered_plan()
+    if plan is None:
+        raise click.ClickException(f"no fold plan for this environment; run `kedro folds plan{_env_flag(env)}`")
+    return plan.names
+
+
+def _env_flag(env: str | None) -> str:
+    return f" --env {env}" if env else ""
+
+
+def plan_folds(project: Path, env: str | None, params: str | None) -> tuple[Path, list[str]]:
+    """Plan the folds from the data listing and the parameters; write them to the environment's plan file."""
+    from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams  # noqa: PLC0415
+    from thitogene_kedro.pipelines.training.params import TrainingParams  # noqa: PLC0415
+    from thitogene_kedro.training.planning import PLAN_FILE, plan_from_data, write_plan  # noqa: PLC0415
+
+    with _session(project, env, _parse_params(params)) as session:
+        context = session.load_context()
+        catalog = context.catalog
+        training = TrainingParams.model_validate(context.params.get("training", {}))
+        preprocessing = PreprocessingParams.model_validate(context.params.get("preprocessing", {}))
+        plan = plan_from_data(
+            catalog.load("raw_sections"), catalog.load("raw_images"), preprocessing.sections, training.cv, training.seed
+        )
+    path = project / "conf" / (env or "local") / PLAN_FILE
+    command = f"kedro folds plan{_env_flag(env)}" + (f' --params "{params}"' if params else "")
+    write_plan(plan, path, command)
+    return path, plan.names
 
 
 def kedro_command(*args: str, env: str | None, params: str | None) -> list[str]:
@@ -90,6 +124,15 @@ def _parse_params(value: str | None) -> dict:
     from kedro.framework.cli.utils import _split_params  # noqa: PLC0415
 
     return _split_params(None, None, value) if value else {}
+
+
+@folds.command(name="plan")
+@click.option("--env", "-e", default=None, help="Kedro environment.")
+@click.option("--params", default=None, help="Runtime parameters, as for kedro run.")
+def plan_command(env: str | None, params: str | None) -> None:
+    """Plan the folds from the data and parameters and write conf/<env>/parameters_folds.yml."""
+    path, names = plan_folds(Path.cwd(), env, params)
+    click.echo(f"{len(names)} folds written to {path.relative_to(Path.cwd())}: {' '.join(names)}")
 
 
 @folds.command(name="list")

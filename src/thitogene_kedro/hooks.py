@@ -1,4 +1,4 @@
-"""Project hooks: fold planning from the active configuration, MLflow run hygiene and tags."""
+"""Project hooks: the fold plan of the session and its check at run start, MLflow run hygiene, tags, parameters."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
 from pydantic import BaseModel
 
-from thitogene_kedro.active_config import remember_config_loader
+from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
+from thitogene_kedro.pipelines.registered_folds import registered_parameter, registered_plan, use_session_parameters
+from thitogene_kedro.pipelines.training.params import TrainingParams
+from thitogene_kedro.training.folds import FoldPlan
+from thitogene_kedro.training.planning import PLAN_FILE, check_plan, plan_from_data
 
 logger = logging.getLogger(__name__)
 
@@ -38,48 +42,39 @@ class ProjectHooks:
 
     def __init__(self) -> None:
         self._project_path: Path | None = None
+        self._env: str | None = None
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
-        """Plan folds from this session's configuration; record CPU/GPU use as MLflow system metrics."""
+        """Register pipelines with this session's fold plan; record CPU/GPU use as MLflow system metrics."""
         self._project_path = Path(context.project_path)
-        remember_config_loader(context.config_loader)
-        pipelines.configure("thitogene_kedro.pipeline_registry")  # rebuild with this configuration
+        self._env = context.env
+        use_session_parameters(context.params)
+        pipelines.configure("thitogene_kedro.pipeline_registry")  # rebuild with this session's ``folds``
         mlflow.enable_system_metrics_logging()
 
     @hook_impl(tryfirst=True)
-    def before_node_run(self, inputs: dict[str, Any]) -> None:
-        """Hand parameters to nodes (and to kedro-mlflow's parameter logging) as plain dicts.
-
-        Kedro turns parameters into the nodes' pydantic types; kedro-mlflow would then log each as
-        one long string. As dicts they are logged flattened (``training.optimiser.lr``); every
-        node validates its parameters itself.
-        """
-        for key, value in inputs.items():
-            if key.startswith("params:") and isinstance(value, BaseModel):
-                inputs[key] = value.model_dump(mode="json")
-
-    @hook_impl(trylast=True)
-    def before_pipeline_run(self, run_params: dict[str, Any], catalog) -> None:
-        """Tag the MLflow run with the code version and the data it reads."""
-        if mlflow.active_run() is None:
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        """Check the fold plan against the data before any node runs (training, evaluation, clustering)."""
+        if not any(node.namespace or node.name == "input_settings" for node in pipeline.nodes):
             return
-        tags = {}
-        found = git_commit(self._project_path or Path.cwd())
-        if found:
-            tags["git_commit"], tags["git_dirty"] = found[0], str(found[1]).lower()
-        from thitogene_kedro.pipelines.preprocessing.nodes import choose_sections  # noqa: PLC0415 - scanpy is slow to import
+        self.check_fold_plan(catalog)
 
-        try:
-            dataset = catalog.get("raw_sections")
-            described = dataset._describe()
-            tags["data_source"] = str(described.get("source"))
-            tags["data_path"] = str(described.get("path"))
-            chosen = choose_sections(dataset.load(), catalog.load("params:preprocessing"))
-            tags["sections"] = " ".join(chosen)
-        except Exception as error:  # noqa: BLE001 - tags are best effort; the run itself reports data errors
-            logger.debug("No data tags for this run: %s", error)
-        mlflow.set_tags(tags)
+    def check_fold_plan(self, catalog) -> FoldPlan:
+        """The session's fold plan, checked against the section listings and the parameters.
+
+        Raises:
+            ValueError: no plan, or one that does not fit (the message names the plan file and the fix).
+        """
+        env = self._env or "local"
+        where = f"conf/{env if env != 'local' else 'base'}/{PLAN_FILE} (parameters 'folds')"
+        fix = f"kedro folds plan{'' if env == 'local' else f' --env {env}'} [--params ...same as this run]"
+        training = TrainingParams.model_validate(catalog.load("params:training"))
+        preprocessing = PreprocessingParams.model_validate(catalog.load("params:preprocessing"))
+        current = plan_from_data(
+            catalog.load("raw_sections"), catalog.load("raw_images"), preprocessing.sections, training.cv, training.seed
+        )
+        return check_plan(registered_parameter("folds"), current, where, fix)
 
     @hook_impl(trylast=True)
     def after_pipeline_run(self) -> None:
@@ -92,3 +87,58 @@ class ProjectHooks:
         """Mark the run failed and close it."""
         while mlflow.active_run():
             mlflow.end_run(status="FAILED")
+
+
+class RunTagHooks:
+    """Tags each MLflow run with the code version and the data it reads (from descriptions, not loads)."""
+
+    def __init__(self) -> None:
+        self._project_path: Path | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._project_path = Path(context.project_path)
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog) -> None:
+        if mlflow.active_run() is None:
+            return
+        tags = {}
+        found = git_commit(self._project_path or Path.cwd())
+        if found:
+            tags["git_commit"], tags["git_dirty"] = found[0], str(found[1]).lower()
+        if "raw_sections" in catalog:
+            described = catalog.get("raw_sections")._describe()
+            tags["data_source"], tags["data_path"] = str(described.get("source")), str(described.get("path"))
+        plan = registered_plan()
+        if plan is not None:
+            tags["sections"] = " ".join(plan.basis.sections)
+        mlflow.set_tags(tags)
+
+
+class ParameterLoggingHooks:
+    """Nodes receive their parameters as the validated pydantic objects Kedro makes from their type
+    hints; kedro-mlflow logs a node's parameters flattened only when they are dicts. So parameters
+    are handed to kedro-mlflow's hook as dicts (first) and given back to the node as the objects (last).
+    """
+
+    def __init__(self) -> None:
+        self._originals: dict[str, BaseModel] = {}
+
+    @hook_impl(tryfirst=True)
+    def before_node_run(self, inputs: dict[str, Any]) -> None:
+        self._originals = {k: v for k, v in inputs.items() if k.startswith("params:") and isinstance(v, BaseModel)}
+        for key, value in self._originals.items():
+            inputs[key] = value.model_dump(mode="json")
+
+
+class ParameterRestoringHooks:
+    """The second half of :class:`ParameterLoggingHooks` (a hook name can be implemented once per class)."""
+
+    def __init__(self, logging_hooks: ParameterLoggingHooks) -> None:
+        self._logging = logging_hooks
+
+    @hook_impl(trylast=True)
+    def before_node_run(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        originals, self._logging._originals = self._logging._originals, {}
+        return originals

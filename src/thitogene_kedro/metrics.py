@@ -13,7 +13,11 @@ Per held-out section (spots × genes):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import anndata as ad
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 
@@ -77,3 +81,50 @@ def paired_comparison(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         "wilcoxon_statistic": float(test.statistic) if test else nan,
         "wilcoxon_p": float(test.pvalue) if test else nan,
     }
+
+
+def score_held_out(
+    test_predictions: ad.AnnData, training_gene_means: Sequence[float], top_expressed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores of one fold's held-out sections: the one place held-out predictions are scored.
+
+    Returns:
+        ``(sections, genes)``: one row per section (``metrics.section_metrics`` plus
+        ``pcc_top_expressed``: the mean PCC over the ``top_expressed`` genes with the highest mean
+        expression in the fold's *training* sections), and one row per section × gene (PCC,
+        p-value, -log10 p, observed and predicted means).
+    """
+    fold = test_predictions.uns["fold"]["name"]
+    genes = np.asarray(test_predictions.var_names)
+    ranking = np.argsort(-np.asarray(training_gene_means), kind="stable")[:top_expressed]
+    section_rows, gene_tables = [], []
+    for section in pd.unique(test_predictions.obs["section"]):
+        part = test_predictions[test_predictions.obs["section"] == section]
+        predicted, observed = (
+            np.asarray(part.X, dtype=np.float64),
+            np.asarray(part.layers["observed"], dtype=np.float64),
+        )
+        r, p = pearson_with_p(predicted, observed)
+        top = np.nan_to_num(r[ranking], nan=0.0)
+        section_rows.append(
+            {"fold": fold, "section": section, "spots": part.n_obs, "genes": part.n_vars}
+            | section_metrics(predicted, observed)
+            | {"pcc_top_expressed": float(top.mean())}
+        )
+        with np.errstate(divide="ignore"):
+            neg_log_p = -np.log10(p)
+        gene_tables.append(
+            pd.DataFrame(
+                {
+                    "fold": fold,
+                    "section": section,
+                    "gene": genes,
+                    "pcc": r,
+                    "p_value": p,
+                    "neg_log10_p": neg_log_p,
+                    "observed_mean": observed.mean(axis=0),
+                    "predicted_mean": predicted.mean(axis=0),
+                }
+            )
+        )
+    return pd.DataFrame(section_rows), pd.concat(gene_tables, ignore_index=True)

@@ -13,7 +13,7 @@ from thitogene_kedro.pipelines import (
     preprocessing,
     training,
 )
-from thitogene_kedro.pipelines.training.planning import fold_plan_or_error
+from thitogene_kedro.pipelines.registered_folds import registered_plan
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -22,9 +22,12 @@ def register_pipelines() -> dict[str, Pipeline]:
     ``training`` includes the data pipelines it needs, so ``kedro run --pipelines training`` works
     on a fresh clone; ``--namespaces fold_<id>`` runs one fold alone (on existing data outputs).
     ``evaluation``, ``clustering`` and ``reporting`` read what training stored. ``__default__``
-    runs all of these; ``inference`` (a new slide with a registered model) runs on request. The folds are planned once here, from the active configuration.
+    runs all of these; ``inference`` (a new slide with a registered model) runs on request. The fold namespaces come from the ``folds`` parameters (``kedro folds plan``);
+    no data is read here.
     """
-    folds = fold_plan_or_error()
+    plan = registered_plan()
+    folds = plan.folds if plan is not None else ()
+    register_folds = bool(plan is not None and _register_folds())
     data = {
         "preprocessing": preprocessing.create_pipeline(),
         "patching": patching.create_pipeline(),
@@ -32,7 +35,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     pipelines = {
         **data,
-        "training": sum(data.values(), Pipeline([])) + training.create_pipeline(folds=folds),
+        "training": sum(data.values(), Pipeline([])) + training.create_pipeline(folds=folds, register_folds=register_folds),
         "evaluation": evaluation.create_pipeline(folds=folds),
         "clustering": clustering.create_pipeline(folds=folds),
         "reporting": evaluation.create_reporting_pipeline(),
@@ -42,3 +45,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         pipelines["training"] + pipelines["evaluation"] + pipelines["clustering"] + pipelines["reporting"]
     )
     return pipelines
+
+
+def _register_folds() -> bool:
+    from thitogene_kedro.pipelines.registered_folds import registered_parameter  # noqa: PLC0415
+
+    return bool(registered_parameter("training", "registry", "register_folds"))

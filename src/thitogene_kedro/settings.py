@@ -3,9 +3,10 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from thitogene_kedro.hooks import ProjectHooks
+from thitogene_kedro.hooks import ParameterLoggingHooks, ParameterRestoringHooks, ProjectHooks, RunTagHooks
 
-HOOKS = (ProjectHooks(),)
+_parameter_logging = ParameterLoggingHooks()
+HOOKS = (ProjectHooks(), RunTagHooks(), _parameter_logging, ParameterRestoringHooks(_parameter_logging))
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

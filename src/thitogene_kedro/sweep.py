@@ -108,13 +108,15 @@ def section_scores(experiment: str) -> pd.DataFrame:
     """One row per (run, held-out section): variant, seed, fold, section, held-out mean PCC."""
     import pandas as pd  # noqa: PLC0415 - see the imports
 
+    from thitogene_kedro.training.metric_names import parse_held_out  # noqa: PLC0415
+
     rows = []
     for name, run in finished_runs(experiment).items():
         job = Job.from_run_name(name)
-        prefix = f"{job.fold}.test."
         for key, value in run.data.metrics.items():
-            if key.startswith(prefix) and key.endswith(".pcc_mean"):
-                section = key[len(prefix) : -len(".pcc_mean")]
+            parsed = parse_held_out(job.fold, key)
+            if parsed is not None and parsed[1] == "pcc_mean":
+                section = parsed[0]
                 row = {"run_name": name, "variant": job.variant, "seed": job.seed, "fold": job.fold}
                 rows.append({**row, "section": section, "pcc_mean": value})
     columns = ["run_name", "variant", "seed", "fold", "section", "pcc_mean"]

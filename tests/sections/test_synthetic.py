@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from thitogene_kedro.pipelines.patching.nodes import cut_patches
-from thitogene_kedro.pipelines.patching.params import PatchingParams
+from thitogene_kedro.processing.patches import cut_patches
+from thitogene_kedro.processing.patches import PatchingParams
 from thitogene_kedro.pipelines.preprocessing.nodes import normalise_counts
-from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams
+from thitogene_kedro.processing.normalisation import NormalisationParams
 from thitogene_kedro.sections import synthetic
 from thitogene_kedro.sections.images import SlideImage
 

@@ -1,7 +1,7 @@
 """Kedro datasets the project needs and kedro-datasets lacks."""
 
 from thitogene_kedro.datasets.anndata_dataset import AnnDataDataset
-from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset, CheckpointStore
+from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset
 from thitogene_kedro.datasets.figure_dataset import FigureDataset
 from thitogene_kedro.datasets.gene_list_dataset import GeneListDataset
 from thitogene_kedro.datasets.inference_datasets import RegistryModelDataset, SlideImageDataset, SpotTableDataset
@@ -10,6 +10,7 @@ from thitogene_kedro.datasets.registered_model_dataset import RegisteredModelDat
 from thitogene_kedro.datasets.section_images_dataset import SectionImagesDataset
 from thitogene_kedro.datasets.spatial_sections_dataset import SectionCollection, SpatialSectionsDataset
 from thitogene_kedro.datasets.torch_model_dataset import TorchModelDataset
+from thitogene_kedro.training.checkpoints import CheckpointStore
 
 __all__ = [
     "AnnDataDataset",

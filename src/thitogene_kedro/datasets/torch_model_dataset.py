@@ -1,29 +1,30 @@
-"""A trained model as one file: its configuration, genes and weights (``torch.save``, tensors only)."""
+"""A trained model as one file: a :class:`~thitogene_kedro.training.artefacts.TrainedModel` (``torch.save``, tensors only)."""
 
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import torch
 
 from thitogene_kedro.datasets._versioned_file import VersionedFileDataset
+from thitogene_kedro.training.artefacts import TrainedModel
 
 
-class TorchModelDataset(VersionedFileDataset[dict[str, Any], dict[str, Any]]):
-    """``{"state_dict": ..., "config": ..., "genes": [...], ...}`` saved with ``torch.save``.
+class TorchModelDataset(VersionedFileDataset[TrainedModel, TrainedModel]):
+    """A :class:`TrainedModel` saved with ``torch.save`` as :meth:`TrainedModel.to_dict` (model spec, genes,
+    fold, input settings, weights, training-side gene means).
 
     Loading uses ``weights_only=True``: the file can hold tensors and plain Python values, never
     arbitrary pickled objects.
     """
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> TrainedModel:
         with self._fs.open(self._load_path(), "rb") as handle:
-            return torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True)
+            return TrainedModel.from_dict(torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True))
 
-    def save(self, data: dict[str, Any]) -> None:
+    def save(self, data: TrainedModel) -> None:
         buffer = io.BytesIO()
-        torch.save(data, buffer)
+        torch.save(data.to_dict(), buffer)
         with self._fs.open(self._save_path(), "wb") as handle:
             handle.write(buffer.getvalue())
         self._invalidate_cache()

@@ -3,7 +3,7 @@
 ``mlflow.pyfunc.load_model("models:/<name>@<alias>").predict({"patches": P, "positions": XY})``
 with ``P`` uint8 ``(N, H, W, 3)`` crops centred on the spots and ``XY`` the ``(N, 2)`` integer array
 coordinates returns a DataFrame of N spots × genes. The spot graph is rebuilt from the positions
-with the training settings (k nearest spots); an ``edge_index`` ``(2, E)`` entry overrides it.
+with the training settings (the model's ``inputs.graph``); an ``edge_index`` ``(2, E)`` entry overrides it.
 The logged model carries its configuration, gene list, weights and this package's code.
 """
 
@@ -18,9 +18,9 @@ import pandas as pd
 import torch
 
 from thitogene_kedro.models.batch import SectionExample, collate_sections
-from thitogene_kedro.models.registry import build_model
 from thitogene_kedro.models.runtime import resolve_device
-from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
+from thitogene_kedro.processing.spot_graphs import knn_edge_index
+from thitogene_kedro.training.artefacts import TrainedModel
 
 # MLflow warns at class creation that ``predict`` has no type hints; the input is a dict of
 # arrays that its type-hint validation cannot describe, so the check is left out on purpose.
@@ -30,21 +30,23 @@ with warnings.catch_warnings():
     class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
         """Weights, configuration and genes of one trained model, with a section-level ``predict``."""
 
-        def __init__(self, artifact: dict[str, Any], registered_name: str, graph: dict[str, Any]) -> None:
-            self.artifact = artifact
+        def __init__(self, trained: TrainedModel, registered_name: str) -> None:
+            self.trained = trained
             self.registered_name = registered_name
-            self.graph = graph
             self._model = None
 
         @property
         def genes(self) -> list[str]:
-            return list(self.artifact["genes"])
+            return list(self.trained.genes)
+
+        @property
+        def graph(self):
+            """The spot-graph settings the model was trained with."""
+            return self.trained.inputs.graph
 
         def _built(self) -> torch.nn.Module:
             if self._model is None:
-                model = build_model(self.artifact["model"], len(self.artifact["genes"]))
-                model.load_state_dict(self.artifact["state_dict"])
-                self._model = model.to(resolve_device("auto")).eval()
+                self._model = self.trained.build().to(resolve_device("auto"))
             return self._model
 
         def load_context(self, context) -> None:  # noqa: ARG002 - MLflow's signature
@@ -61,7 +63,7 @@ with warnings.catch_warnings():
             positions = np.asarray(model_input["positions"], dtype=np.int64)
             edges = model_input.get("edge_index")
             if edges is None:
-                edges = knn_edge_index(positions, self.graph["k"], self.graph["symmetric"], self.graph["self_loops"])
+                edges = knn_edge_index(positions, self.graph.k, self.graph.symmetric, self.graph.self_loops)
             example = SectionExample("input", patches, positions, np.asarray(edges, dtype=np.int64))
             model = self._built()
             device = next(model.parameters()).device

@@ -104,22 +104,53 @@ def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
     return merged
 
 
-def model_config(spec: ModelSpec | Mapping[str, Any], n_genes: int) -> BaseModel:
+# Facts of the data side that the model configuration takes from there, with the parameter that sets them.
+DATA_SIDE = {"patch_size": "patching.patch_size", "position_table_size": "graph_building.position_table_size"}
+
+
+def model_config(
+    spec: ModelSpec | Mapping[str, Any],
+    n_genes: int,
+    *,
+    patch_size: int | None = None,
+    position_table_size: int | None = None,
+) -> BaseModel:
     """The validated configuration of the model ``spec`` names, for ``n_genes`` genes.
 
+    ``patch_size`` and ``position_table_size`` come from the data side (``patching``,
+    ``graph_building``) when given; an override that sets them differently is an error.
+
     Raises:
-        ValueError: an unknown preset, or overrides that do not fit the model's configuration.
+        ValueError: an unknown preset, overrides that do not fit the model's configuration, or a
+            data-side fact set in the overrides.
     """
     spec = ModelSpec.model_validate(spec)
     presets = PRESETS[spec.name]
     if spec.preset not in presets:
-        raise ValueError(f"model {spec.name!r} has no preset {spec.preset!r}; choose one of {sorted(presets)}")
+        raise ValueError(
+            f"training.model.preset: model {spec.name!r} has no preset {spec.preset!r}; choose one of {sorted(presets)}"
+        )
     values = deep_merge(presets[spec.preset], spec.overrides)
     values["n_genes"] = n_genes
+    for key, value in {"patch_size": patch_size, "position_table_size": position_table_size}.items():
+        if value is None:
+            continue
+        if key in spec.overrides and spec.overrides[key] != value:
+            raise ValueError(
+                f"training.model.overrides.{key}={spec.overrides[key]} contradicts {DATA_SIDE[key]}={value}; "
+                f"set {DATA_SIDE[key]} only"
+            )
+        values[key] = value
     return MODELS[spec.name][1].model_validate(values)
 
 
-def build_model(spec: ModelSpec | Mapping[str, Any], n_genes: int) -> SpotExpressionModel:
+def build_model(
+    spec: ModelSpec | Mapping[str, Any],
+    n_genes: int,
+    *,
+    patch_size: int | None = None,
+    position_table_size: int | None = None,
+) -> SpotExpressionModel:
     """Build the model ``spec`` names (``{name, preset, overrides}``) for ``n_genes`` genes."""
-    config = model_config(spec, n_genes)
+    config = model_config(spec, n_genes, patch_size=patch_size, position_table_size=position_table_size)
     return MODELS[config.name][0](config)

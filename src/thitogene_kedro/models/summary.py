@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from thitogene_kedro.models.base import SpotExpressionModel
 from thitogene_kedro.models.batch import SectionBatch, SectionExample, collate_sections
 from thitogene_kedro.models.registry import build_model
-from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
+from thitogene_kedro.processing.spot_graphs import knn_edge_index
 
 
 def parameter_counts(model: torch.nn.Module) -> dict[str, int]:

@@ -49,6 +49,12 @@ def read_image_header(path: str | Path, section: str | None = None) -> tuple[int
 class SlideImage:
     """A full-resolution image decoded once as uint8 and read region by region."""
 
+    def metadata_mpp(self) -> float | None:
+        """Microns per pixel from the file's own resolution metadata, or None."""
+        from thitogene_kedro.sections.resolution import metadata_mpp  # noqa: PLC0415
+
+        return metadata_mpp(self.path)
+
     def __init__(self, path: str | Path, section: str | None = None):
         self.path = Path(path)
         self.section = section

@@ -25,6 +25,12 @@ TIFF_SUFFIXES = {".tif", ".tiff", ".svs"}
 class TiledTiffSlide:
     """The same interface as :class:`~thitogene_kedro.sections.images.SlideImage`, for tiled TIFFs."""
 
+    def metadata_mpp(self) -> float | None:
+        """Microns per pixel from the file's own resolution metadata, or None."""
+        from thitogene_kedro.sections.resolution import metadata_mpp  # noqa: PLC0415
+
+        return metadata_mpp(self.path)
+
     def __init__(self, path: str | Path, section: str | None = None, cache_tiles: int = 64) -> None:
         self.path = Path(path)
         self.section = section

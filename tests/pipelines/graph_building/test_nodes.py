@@ -11,7 +11,7 @@ from thitogene_kedro.pipelines.graph_building.nodes import (
     edge_index_from_neighbours,
     knn_neighbours,
 )
-from thitogene_kedro.pipelines.graph_building.params import GraphBuildingParams
+from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
 from thitogene_kedro.sections.schema import SectionDataError, build_section
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from tests.conftest import toy_section_tables, write_her2st_section
 from thitogene_kedro.datasets import SectionImagesDataset, SpatialSectionsDataset
-from thitogene_kedro.pipelines.patching.nodes import cut_patches, extract_section_patches, patch_origins
-from thitogene_kedro.pipelines.patching.params import PatchingParams
+from thitogene_kedro.processing.patches import cut_patches, extract_section_patches, patch_origins
+from thitogene_kedro.processing.patches import PatchingParams
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
 

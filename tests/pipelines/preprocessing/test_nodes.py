@@ -17,7 +17,7 @@ from thitogene_kedro.pipelines.preprocessing.nodes import (
     normalise_section,
     select_genes,
 )
-from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams, PreprocessingParams
+from thitogene_kedro.processing.normalisation import NormalisationParams, PreprocessingParams
 from thitogene_kedro.sections.her2st import PAPER_SECTIONS
 from thitogene_kedro.sections.schema import SectionDataError, build_section
 
@@ -96,7 +96,7 @@ def test_hvg_cut_uses_training_sections_only():
     params = PreprocessingParams(gene_selection={"method": "hvg_cut", "n_top_hvg": 5, "min_spots_expressed": 10})
     with_test = select_genes(*_with_statistics(None, params), None, params)
     assert "G0" in set(with_test["gene"])
-    held_out = params.model_copy(update={"held_out_sections": ["B1"]})
+    held_out = params.model_copy(update={"gene_selection_excludes": ["B1"]})
     without_test = select_genes(*_with_statistics(None, held_out), None, held_out)
     assert "G0" not in set(without_test["gene"])
     assert (without_test["n_spots_expressed"] > 10).all() and set(without_test["method"]) == {"hvg_cut"}

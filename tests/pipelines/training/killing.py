@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
+from thitogene_kedro.training.checkpoints import CheckpointStore
 
 
 def kill_after_checkpoint(job: subprocess.Popen, store: CheckpointStore, epoch: int, timeout: float) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from tests.models.conftest import grid_section
-from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
+from thitogene_kedro.training.checkpoints import CheckpointStore
 from thitogene_kedro.models import build_model
-from thitogene_kedro.pipelines.training.loop import LoopResult, LoopSettings, fit, seed_everything
+from thitogene_kedro.training.loop import LoopResult, LoopSettings, fit, seed_everything
 
 SECTIONS = [
     grid_section(10, seed=1, section_id="a"),

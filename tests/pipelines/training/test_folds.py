@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from thitogene_kedro.pipelines.training.folds import FINAL, Fold, namespace, plan_folds
+from thitogene_kedro.training.folds import FINAL, Fold, namespace, plan_folds
 from thitogene_kedro.pipelines.training.params import CrossValidationParams
 from thitogene_kedro.sections.her2st import PAPER_SECTIONS
 

@@ -12,9 +12,9 @@ from tests.conftest import PROJECT_ROOT
 from tests.models.conftest import grid_section
 from tests.pipelines.training import resume_job
 from tests.pipelines.training.killing import kill_after_checkpoint
-from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
+from thitogene_kedro.training.checkpoints import CheckpointStore
 from thitogene_kedro.models import build_model, collate_sections
-from thitogene_kedro.pipelines.training.loop import LoopResult, LoopSettings, fit, seed_everything
+from thitogene_kedro.training.loop import LoopResult, LoopSettings, fit, seed_everything
 
 EPOCHS = 8
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
-from thitogene_kedro.pipelines.training.folds import Fold
+from thitogene_kedro.training.folds import Fold
 from thitogene_kedro.pipelines.training.nodes import select_fold_genes
 
 PARAMS = PreprocessingParams(gene_selection={"method": "hvg_cut", "min_spots_expressed": 10})

@@ -19,9 +19,9 @@ from mlflow import MlflowClient
 
 from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
 from tests.pipelines.training.killing import kill_after_checkpoint
-from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
+from thitogene_kedro.training.checkpoints import CheckpointStore
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
-from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
+from thitogene_kedro.processing.spot_graphs import knn_edge_index
 
 pytestmark = pytest.mark.integration
 

@@ -114,7 +114,7 @@ def plot_cluster_maps(
     assignments: pd.DataFrame, raw_images: Mapping[str, Callable[[], Any]], params: ClusteringParams
 ) -> dict[str, Any]:
     """Per clustered section: the annotation next to each clustering, on the tissue where there is an image."""
-    from thitogene_kedro.pipelines.evaluation.figures import cluster_maps  # noqa: PLC0415 - matplotlib on demand
+    from thitogene_kedro.plotting import cluster_maps  # noqa: PLC0415 - matplotlib on demand
 
     params = ClusteringParams.model_validate(params)
     figures = {}

@@ -5,16 +5,11 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from thitogene_kedro.pipelines.clustering import nodes
-from thitogene_kedro.pipelines.training.folds import Fold
-from thitogene_kedro.pipelines.training.pipeline import planning_error_pipeline
-from thitogene_kedro.pipelines.training.planning import fold_plan_or_error
+from thitogene_kedro.training.folds import Fold
 
 
-def create_pipeline(folds: list[Fold] | Exception | None = None, **kwargs) -> Pipeline:
+def create_pipeline(folds: list[Fold] | tuple[Fold, ...] = (), **kwargs) -> Pipeline:
     """The clustering pipeline; predicted expression comes from every fold's held-out predictions."""
-    folds = fold_plan_or_error() if folds is None else folds
-    if isinstance(folds, Exception):
-        return planning_error_pipeline(folds, "clustering")
     predictions = [f"{f.name}.test_predictions" for f in folds if f.test]
     return Pipeline(
         [

@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from thitogene_kedro.metrics import paired_comparison, pearson_with_p, section_metrics
+from thitogene_kedro.metrics import paired_comparison, pearson_with_p
 from thitogene_kedro.pipelines.evaluation.params import EvaluationParams
 from thitogene_kedro.pipelines.training.params import TrainingParams
 
@@ -25,54 +25,6 @@ def model_label(training: TrainingParams) -> str:
     spec = training.model
     overrides = json.dumps(spec.overrides, sort_keys=True, separators=(",", ":")) if spec.overrides else ""
     return f"{spec.name}/{spec.preset}{overrides}"
-
-
-def evaluate_fold(
-    test_predictions: ad.AnnData, model: Mapping[str, Any], evaluation: EvaluationParams
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores of one fold's held-out sections.
-
-    Returns:
-        ``(sections, genes)``: one row per section (``metrics.section_metrics`` plus
-        ``pcc_top_expressed``: the mean PCC over the ``top_expressed`` genes with the highest mean
-        expression in the fold's *training* sections), and one row per section × gene (PCC,
-        p-value, -log10 p, observed and predicted means).
-    """
-    evaluation = EvaluationParams.model_validate(evaluation)
-    fold = test_predictions.uns["fold"]["name"]
-    genes = np.asarray(test_predictions.var_names)
-    ranking = np.argsort(-np.asarray(model["training_gene_means"]), kind="stable")[: evaluation.top_expressed]
-    section_rows, gene_tables = [], []
-    for section in pd.unique(test_predictions.obs["section"]):
-        part = test_predictions[test_predictions.obs["section"] == section]
-        predicted, observed = (
-            np.asarray(part.X, dtype=np.float64),
-            np.asarray(part.layers["observed"], dtype=np.float64),
-        )
-        r, p = pearson_with_p(predicted, observed)
-        top = np.nan_to_num(r[ranking], nan=0.0)
-        section_rows.append(
-            {"fold": fold, "section": section, "spots": part.n_obs, "genes": part.n_vars}
-            | section_metrics(predicted, observed)
-            | {"pcc_top_expressed": float(top.mean())}
-        )
-        with np.errstate(divide="ignore"):
-            neg_log_p = -np.log10(p)
-        gene_tables.append(
-            pd.DataFrame(
-                {
-                    "fold": fold,
-                    "section": section,
-                    "gene": genes,
-                    "pcc": r,
-                    "p_value": p,
-                    "neg_log10_p": neg_log_p,
-                    "observed_mean": observed.mean(axis=0),
-                    "predicted_mean": predicted.mean(axis=0),
-                }
-            )
-        )
-    return pd.DataFrame(section_rows), pd.concat(gene_tables, ignore_index=True)
 
 
 def summarise_evaluation(
@@ -217,14 +169,14 @@ def compare_models(sections: pd.DataFrame, evaluation: EvaluationParams) -> tupl
 
 def plot_model_figures(scores: pd.DataFrame) -> tuple[Any, Any]:
     """PCC box plot per model (Figure 2) and the model/ablation bar chart (Figure 3)."""
-    from thitogene_kedro.pipelines.evaluation.figures import model_bars, pcc_boxplot  # noqa: PLC0415
+    from thitogene_kedro.plotting import model_bars, pcc_boxplot  # noqa: PLC0415
 
     return pcc_boxplot(scores), model_bars(scores)
 
 
 def plot_training_curves(*histories: pd.DataFrame) -> Any:
     """Loss per epoch of every fold (the fold name is read from each history's ``fold`` column)."""
-    from thitogene_kedro.pipelines.evaluation.figures import training_curves  # noqa: PLC0415
+    from thitogene_kedro.plotting import training_curves  # noqa: PLC0415
 
     return training_curves({str(h["fold"].iloc[0]): h for h in histories})
 
@@ -233,7 +185,7 @@ def plot_spatial_maps(
     genes: pd.DataFrame, raw_images: Mapping[str, Any], evaluation: EvaluationParams, *test_predictions: ad.AnnData
 ) -> dict[str, Any]:
     """Per held-out section, observed vs predicted maps of the top genes (by mean -log10 p)."""
-    from thitogene_kedro.pipelines.evaluation.figures import spatial_maps  # noqa: PLC0415
+    from thitogene_kedro.plotting import spatial_maps  # noqa: PLC0415
 
     evaluation = EvaluationParams.model_validate(evaluation)
     top = genes.head(evaluation.map_genes)["gene"].tolist()

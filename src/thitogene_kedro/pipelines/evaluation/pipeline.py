@@ -1,7 +1,7 @@
 """The evaluation pipeline: scores per fold, aggregates, comparison with earlier runs, figures, report.
 
-Per fold namespace (``fold_<id>``): ``evaluate_fold`` on the fold's held-out predictions. Then
-``summarise_evaluation`` over all folds, ``compare_models`` against earlier MLflow runs of the
+The folds' held-out scores come from the training pipeline's ``score_fold`` (the one place they
+are computed). ``summarise_evaluation`` combines them over all folds, ``compare_models`` against earlier MLflow runs of the
 same protocol, the figures, and ``write_report`` (which also needs the clustering outputs).
 """
 
@@ -10,36 +10,15 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from thitogene_kedro.pipelines.evaluation import nodes
-from thitogene_kedro.pipelines.training.folds import Fold
-from thitogene_kedro.pipelines.training.pipeline import planning_error_pipeline
-from thitogene_kedro.pipelines.training.planning import fold_plan_or_error
+from thitogene_kedro.training.folds import Fold
 
 
-def create_pipeline(folds: list[Fold] | Exception | None = None, **kwargs) -> Pipeline:
-    """The evaluation pipeline for ``folds`` (default: planned from the active configuration)."""
-    folds = fold_plan_or_error() if folds is None else folds
-    if isinstance(folds, Exception):
-        return planning_error_pipeline(folds, "evaluation")
+def create_pipeline(folds: list[Fold] | tuple[Fold, ...] = (), **kwargs) -> Pipeline:
+    """The evaluation pipeline for ``folds``."""
     tested = [f for f in folds if f.test]
-    per_fold = sum(
-        (
-            Pipeline(
-                [
-                    Node(
-                        nodes.evaluate_fold,
-                        ["test_predictions", "model", "params:evaluation"],
-                        ["evaluation_sections", "evaluation_genes"],
-                        name="evaluate_fold",
-                    )
-                ],
-                namespace=f.name,
-                parameters={"params:evaluation"},
-            )
-            for f in tested
-        ),
-        Pipeline([]),
-    )
-    fold_tables = [t for f in tested for t in (f"{f.name}.evaluation_sections", f"{f.name}.evaluation_genes")]
+    if not tested:
+        return Pipeline([])
+    fold_tables = [t for f in tested for t in (f"{f.name}.test_scores", f"{f.name}.test_gene_scores")]
     overall = Pipeline(
         [
             Node(
@@ -79,7 +58,7 @@ def create_pipeline(folds: list[Fold] | Exception | None = None, **kwargs) -> Pi
             ),
         ]
     )
-    return per_fold + overall
+    return overall
 
 
 def create_reporting_pipeline(**kwargs) -> Pipeline:

@@ -8,15 +8,11 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import pandas as pd
-import tifffile
-from PIL import Image
 from scipy import ndimage
 
-from thitogene_kedro.models import model_config
-from thitogene_kedro.pipelines.graph_building.nodes import knn_edge_index
 from thitogene_kedro.pipelines.inference.params import InferenceParams
-from thitogene_kedro.pipelines.patching.nodes import cut_patches
-from thitogene_kedro.pipelines.patching.params import PatchingParams
+from thitogene_kedro.processing.patches import cut_patches
+from thitogene_kedro.processing.spot_graphs import knn_edge_index
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
 
@@ -30,7 +26,7 @@ def image_mpp(image: SlideImage, params: InferenceParams) -> float:
     params = InferenceParams.model_validate(params)
     if params.mpp is not None:
         return params.mpp
-    mpp = metadata_mpp(image.path)
+    mpp = image.metadata_mpp()
     if mpp is not None:
         if _PLAUSIBLE_MPP[0] <= mpp <= _PLAUSIBLE_MPP[1]:
             logger.info("%s: %.3f µm/px from the image's resolution metadata", image.path.name, mpp)
@@ -42,23 +38,6 @@ def image_mpp(image: SlideImage, params: InferenceParams) -> float:
     return params.training_mpp
 
 
-def metadata_mpp(path) -> float | None:
-    """Microns per pixel from the file: TIFF resolution tags (inch or cm), else Pillow's dpi."""
-    try:
-        if path.suffix.lower() in {".tif", ".tiff", ".svs"}:
-            with tifffile.TiffFile(path) as tif:
-                tags = tif.pages[0].tags
-                resolution, unit = tags.get("XResolution"), tags.get("ResolutionUnit")
-                if resolution is None or unit is None or int(unit.value) not in (2, 3):
-                    return None
-                numerator, denominator = resolution.value
-                per_unit = numerator / denominator
-                return (25_400.0 if int(unit.value) == 2 else 10_000.0) / per_unit if per_unit > 0 else None
-        with Image.open(path) as opened:
-            dpi = opened.info.get("dpi")
-        return 25_400.0 / float(dpi[0]) if dpi and float(dpi[0]) > 0 else None
-    except (OSError, ValueError, tifffile.TiffFileError):
-        return None
 
 
 def otsu_threshold(values: np.ndarray) -> float:
@@ -158,9 +137,8 @@ def prepare_spots(
             None,
             f"{int(outside.sum())} spot(s) lie outside the {image.width}×{image.height} image: {list(spots.index[outside][:5])}",
         )
-    predictor = inference_model["predictor"]
-    config = model_config(predictor.artifact["model"], len(predictor.genes))
-    table = getattr(config, "position_table_size", 64)
+    trained = inference_model["predictor"].trained
+    table = trained.inputs.position_table_size
     too_far = (spots[["array_x", "array_y"]].to_numpy() >= table).any(axis=1)
     if too_far.any():
         raise SectionDataError(
@@ -171,7 +149,8 @@ def prepare_spots(
     info = {
         "image": str(image.path), "width": image.width, "height": image.height, "mpp": mpp,
         "training_mpp": params.training_mpp, "spots_from": source, "n_spots": len(spots),
-        "patch_px": int(round(config.patch_size * params.training_mpp / mpp)), "patch_size": int(config.patch_size),
+        "patch_px": int(round(trained.inputs.patch_size * params.training_mpp / mpp)),
+        "patch_size": int(trained.inputs.patch_size),
     }  # fmt: skip
     logger.info(
         "%s: %d spots (%s), %.3f µm/px, %d-px patches resized to %d",
@@ -186,14 +165,14 @@ def prepare_spots(
 
 
 def cut_slide_patches(
-    inference_image: SlideImage, spots: pd.DataFrame, info: dict[str, Any], patching: PatchingParams | None = None
+    inference_image: SlideImage, spots: pd.DataFrame, info: dict[str, Any], inference_model: dict[str, Any]
 ) -> np.ndarray:
     """One patch per spot of the training physical size, resized to the model's patch size (uint8).
 
-    Cut by the patching pipeline's own ``cut_patches`` with the training ``patching`` settings
-    (centre, padding, orientation), so a slide is patched the way the training sections were.
+    Cut with the patching settings stored with the model (size, padding, orientation), so a slide
+    is patched the way the model's training sections were, whatever ``params:patching`` says now.
     """
-    settings = PatchingParams.model_validate(patching or {}).model_copy(update={"patch_size": int(info["patch_size"])})
+    settings = inference_model["predictor"].trained.inputs.patching
     with inference_image as image:
         patches, _ = cut_patches(image, spots[["pixel_x", "pixel_y"]].to_numpy(), settings, int(info["patch_px"]))
     return patches
@@ -206,7 +185,7 @@ def predict_slide(
     predictor = inference_model["predictor"]
     positions = spots[["array_x", "array_y"]].to_numpy(dtype=np.int64)
     graph = predictor.graph
-    edges = knn_edge_index(positions, graph["k"], graph["symmetric"], graph["self_loops"])
+    edges = knn_edge_index(positions, graph.k, graph.symmetric, graph.self_loops)
     table = predictor.predict(None, {"patches": patches, "positions": positions, "edge_index": edges})
     adata = ad.AnnData(
         X=table.to_numpy(dtype=np.float32),
@@ -227,7 +206,7 @@ def predict_slide(
 
 def plot_slide_maps(predictions: ad.AnnData, inference_image: SlideImage, params: InferenceParams) -> dict[str, Any]:
     """PNG maps of chosen genes over the slide thumbnail (``map_genes``: names, or the N most variable)."""
-    from thitogene_kedro.pipelines.evaluation.figures import prediction_maps  # noqa: PLC0415 - matplotlib on demand
+    from thitogene_kedro.plotting import prediction_maps  # noqa: PLC0415 - matplotlib on demand
 
     params = InferenceParams.model_validate(params)
     if isinstance(params.map_genes, int):

@@ -8,8 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 class InferenceParams(BaseModel):
     """Predicting a new slide; see ``docs/inference.md``.
 
-    ``image``, ``spots`` and ``model`` are read by the catalog (``inference_image``,
-    ``inference_spots``, ``inference_model``) from these keys given with ``--params``.
+    The slide, its spot table and the model are catalog entries (``inference_image``,
+    ``inference_spots``, ``inference_model``) that read the runtime parameters ``inference.image``,
+    ``inference.spots`` and ``inference.model`` given with ``--params``; they are not set in the parameter files.
+    The three fields below only accept those runtime parameters (``--params`` merges them here).
+    Patch size, padding, orientation, spot graph and position table come from the model.
     ``mpp``: microns per pixel of the new image (None: from its metadata, else ``training_mpp``
     with a warning). Patches cover the same physical size as in training: ``patch_size ×
     training_mpp / mpp`` pixels, resized to the model's patch size.
@@ -21,7 +24,7 @@ class InferenceParams(BaseModel):
 
     image: str | None = None
     spots: str | None = None
-    model: str = "models:/synthetic_thitogene@champion"
+    model: str | None = None
     mpp: float | None = Field(None, gt=0)
     training_mpp: float = Field(..., gt=0)
     spot_pitch_um: float = Field(200.0, gt=0)

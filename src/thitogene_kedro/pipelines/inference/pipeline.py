@@ -21,7 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.cut_slide_patches,
-                ["inference_image", "inference_spot_table", "inference_slide", "params:patching"],
+                ["inference_image", "inference_spot_table", "inference_slide", "inference_model"],
                 "inference_patches",
                 name="cut_slide_patches",
             ),

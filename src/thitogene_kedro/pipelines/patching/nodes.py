@@ -8,47 +8,12 @@ from collections.abc import Callable, Mapping
 import anndata as ad
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from thitogene_kedro.pipelines.patching.params import PatchingParams
+from thitogene_kedro.processing.patches import PatchingParams, cut_patches
 from thitogene_kedro.profiling import ResourceMeter
 from thitogene_kedro.sections.images import SlideImage
 
 logger = logging.getLogger(__name__)
-
-
-def patch_origins(pixel_xy: np.ndarray, patch_size: int) -> np.ndarray:
-    """Top-left ``(x0, y0)`` of each patch centred on ``floor(pixel)`` (integers)."""
-    centres = np.floor(np.asarray(pixel_xy, dtype=np.float64)).astype(np.int64)
-    return centres - patch_size // 2
-
-
-def cut_patches(
-    image: SlideImage, pixel_xy: np.ndarray, params: PatchingParams, read_size: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cut one patch per spot from ``image``.
-
-    ``read_size`` reads that many pixels around each centre and resizes them to ``patch_size``
-    (a slide scanned at another resolution than the training data).
-
-    Returns:
-        ``(patches, padded)``: uint8 ``(N, size, size, 3)`` and a boolean per spot telling whether
-        its patch crossed the image border and was padded.
-    """
-    params = PatchingParams.model_validate(params)
-    size = params.patch_size
-    read = read_size or size
-    origins = patch_origins(pixel_xy, read)
-    patches = np.empty((len(origins), size, size, 3), dtype=np.uint8)
-    padded = np.zeros(len(origins), dtype=bool)
-    for i, (x0, y0) in enumerate(origins):
-        region, padded[i] = image.read_region(int(x0), int(y0), read, read, params.pad_value)
-        if read != size:
-            region = np.asarray(Image.fromarray(region).resize((size, size), Image.Resampling.BILINEAR))
-        patches[i] = region
-    if params.orientation == "reference_transposed":
-        patches = np.ascontiguousarray(patches.transpose(0, 2, 1, 3))
-    return patches, padded
 
 
 def extract_section_patches(
@@ -58,11 +23,11 @@ def extract_section_patches(
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Patches of every preprocessed section that has an image, one section at a time.
 
-    Sections without an image are skipped with a logged reason. Patches are in the section's spot
-    order (``obs_names`` of the preprocessed section).
+    Sections without an image are skipped with a logged reason. Each section's patches are stored with
+    their spot ids (``obs_names`` of the preprocessed section), by which training joins them to the graph.
 
     Returns:
-        ``(patches, report)``: ``{section: uint8 array}`` and one report row per section
+        ``(patches, report)``: ``{section: {"patches": uint8 (N, H, W, 3), "spot_ids": (N,)}}`` and one report row per section
         (spots, padded patches, seconds, peak memory).
     """
     params = PatchingParams.model_validate(params)
@@ -77,7 +42,7 @@ def extract_section_patches(
         adata = preprocessed_sections[name]()
         with ResourceMeter() as meter, raw_images[name]() as image:
             section_patches, padded = cut_patches(image, adata.obsm["spatial"], params)
-        patches[name] = section_patches
+        patches[name] = {"patches": section_patches, "spot_ids": np.asarray(adata.obs_names, dtype=str)}
         if padded.any():
             logger.warning(
                 "Section %s: %d of %d patches cross the image border and were padded with %d: %s",

@@ -22,9 +22,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from thitogene_kedro.datasets.checkpoint_dataset import CheckpointStore
 from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections, examples_on
 from thitogene_kedro.models.runtime import Precision, resolve_host_memory_reuse, reuse_freed_host_memory
+from thitogene_kedro.training.checkpoints import CheckpointStore
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class LoopResult:
     stopped_early: bool
     resumed_from: int | None
     peak_gpu_memory_mib: float | None
+    reused: bool = False  # a finished fold's stored result, not trained again
 
 
 def seed_everything(seed: int) -> None:
@@ -207,6 +208,7 @@ def _fit(
                 stopped_early=saved["stopped_early"],
                 resumed_from=saved["epoch"],
                 peak_gpu_memory_mib=saved.get("peak_gpu_memory_mib"),
+                reused=True,
             )
         optimiser.load_state_dict(saved["optimiser"])
         _restore_rng_state(saved["rng"])

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from thitogene_kedro.pipelines.training.params import CrossValidationParams
+from thitogene_kedro.training.settings import CrossValidationParams
 
 FINAL = "final"
 
 
-@dataclass(frozen=True)
-class Fold:
+class Fold(BaseModel):
     """One fold. ``name`` is its Kedro namespace; the final model is the fold named ``final``.
 
     ``unseen`` lists every section the fold must not look at, for anything: its test sections and,
@@ -22,24 +21,72 @@ class Fold:
     which could otherwise still inform gene selection).
     """
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     name: str
     test: tuple[str, ...]
     train: tuple[str, ...]
     validation: tuple[str, ...] = ()
     unseen: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, object]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+    def check_no_leakage(self) -> None:
+        """Raises ValueError when an unseen (test) section also trains or validates."""
+        leaked = sorted(set(self.unseen) & (set(self.train) | set(self.validation)))
+        if leaked:
+            raise ValueError(f"fold {self.name}: unseen sections {leaked} also train")
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Fold:
-        return cls(
-            name=str(data["name"]),
-            test=tuple(data["test"]),
-            train=tuple(data["train"]),
-            validation=tuple(data.get("validation", ())),
-            unseen=tuple(data.get("unseen", ())),
-        )
+
+class PlanBasis(BaseModel):
+    """What a fold plan was made from: the data's sections and the cross-validation settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    sections: tuple[str, ...]
+    counts_only: tuple[str, ...] = ()
+    patients: dict[str, str] = Field(default_factory=dict)
+    cv: CrossValidationParams = CrossValidationParams()
+    seed: int = 0
+
+
+class FoldPlan(BaseModel):
+    """The folds of a run and what they were planned from (``conf/<env>/parameters_folds.yml``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    basis: PlanBasis
+    folds: tuple[Fold, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [fold.name for fold in self.folds]
+
+    def fold(self, name: str) -> Fold:
+        """The fold named ``name``. Raises KeyError naming the planned folds."""
+        for fold in self.folds:
+            if fold.name == name:
+                return fold
+        raise KeyError(f"fold {name} is not in the fold plan {self.names}; rerun `kedro folds plan`")
+
+    def differences(self, current: FoldPlan) -> list[str]:
+        """Why this plan does not fit ``current`` (the plan the data and parameters give now); empty if it fits."""
+        mine, now = self.basis, current.basis
+        reasons = []
+        if mine.source != now.source:
+            reasons.append(f"it was planned on data source {mine.source!r}, this run reads {now.source!r}")
+        for section in [s for s in mine.sections if s not in now.sections]:
+            why = "has no image" if section in now.counts_only else "is not among the run's sections"
+            reasons.append(f"section {section} trains or is tested in the plan but {why} in this run's data")
+        for section in [s for s in now.sections if s not in mine.sections]:
+            reasons.append(f"section {section} has an image in this run's data but is in no fold of the plan")
+        if mine.cv != now.cv or mine.seed != now.seed:
+            reasons.append(
+                f"training.cv / training.seed differ (plan: {mine.cv.model_dump()}, seed {mine.seed}; "
+                f"run: {now.cv.model_dump()}, seed {now.seed})"
+            )
+        if not reasons and self.folds != current.folds:
+            reasons.append(f"the folds differ (plan {self.names}, now {current.names})")
+        return reasons
 
 
 def namespace(fold_id: str) -> str:
@@ -108,8 +155,25 @@ def plan_folds(
         unseen = list(test)
         if params.scheme == "leave_one_patient_out":
             unseen += [s for s in [*sections, *counts_only] if patients[s] in test_patients and s not in test]
-        folds.append(Fold(namespace(fold_id), tuple(test), tuple(train), tuple(validation), tuple(unseen)))
+        folds.append(Fold(name=namespace(fold_id), test=tuple(test), train=tuple(train), validation=tuple(validation), unseen=tuple(unseen)))
     if params.final_model:
         train, validation = _validation_split(sections, params.validation_sections, seed, FINAL)
-        folds.append(Fold(FINAL, (), tuple(train), tuple(validation)))
+        folds.append(Fold(name=FINAL, test=(), train=tuple(train), validation=tuple(validation)))
     return folds
+
+
+def make_plan(
+    source: str,
+    sections: Sequence[str],
+    counts_only: Sequence[str],
+    patients: Mapping[str, str],
+    cv: CrossValidationParams,
+    seed: int,
+) -> FoldPlan:
+    """The one planner: :func:`plan_folds` with the basis it was made from."""
+    cv = CrossValidationParams.model_validate(cv)
+    basis = PlanBasis(
+        source=source, sections=tuple(sections), counts_only=tuple(counts_only),
+        patients={s: patients[s] for s in [*sections, *counts_only]}, cv=cv, seed=seed,
+    )  # fmt: skip
+    return FoldPlan(basis=basis, folds=tuple(plan_folds(sections, patients, cv, seed, counts_only)))

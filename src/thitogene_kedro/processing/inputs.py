@@ -1,8 +1,13 @@
-"""Model inputs of one fold: per section, patches, positions, graph, targets and counts of the fold's genes."""
+"""Model inputs of one fold, built once: per section, patches, positions, graph, targets and counts.
+
+Patches and spot graphs each carry their ``spot_ids``; they are joined to each other and to the
+counts by id, never by position.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import anndata as ad
@@ -10,8 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from thitogene_kedro.models import SectionExample
-from thitogene_kedro.pipelines.preprocessing.nodes import MissingGenes, normalise_section
-from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams
+from thitogene_kedro.processing.normalisation import MissingGenes, NormalisationParams, normalise_section
 from thitogene_kedro.sections.schema import SectionDataError
 
 Loaders = Mapping[str, Callable[[], Any]]
@@ -25,11 +29,35 @@ class PreparedSection(NamedTuple):
     spatial: np.ndarray
 
 
+@dataclass(frozen=True)
+class SectionArrays:
+    """What the data pipelines stored for one section: patches and graph, each with its spot ids."""
+
+    patches: Mapping[str, np.ndarray]  # {"patches": (N, H, W, 3) uint8, "spot_ids": (N,)}
+    graph: Mapping[str, np.ndarray]  # {"edge_index", "positions", "spot_ids"}
+
+
+def patches_in_order(section: str, patches: Mapping[str, np.ndarray], spot_ids: np.ndarray) -> np.ndarray:
+    """The patches of ``spot_ids``, in that order, joined by spot id.
+
+    Raises:
+        SectionDataError: a spot without a patch (patches older than the graph: rerun patching).
+    """
+    if not isinstance(patches, Mapping) or "spot_ids" not in patches:
+        raise SectionDataError(None, section, "stored patches carry no spot ids (an older layout); rerun patching")
+    row = {str(s): i for i, s in enumerate(np.asarray(patches["spot_ids"]).astype(str))}
+    absent = [s for s in spot_ids if s not in row]
+    if absent:
+        raise SectionDataError(None, section, f"no patch for spots {absent[:5]} of the spot graph; rerun patching")
+    order = np.fromiter((row[s] for s in spot_ids), dtype=np.int64, count=len(spot_ids))
+    stored = np.asarray(patches["patches"])
+    return stored if np.array_equal(order, np.arange(len(stored))) else stored[order]
+
+
 def section_example(
     section: str,
     raw: ad.AnnData,
-    patches: np.ndarray,
-    graph: Mapping[str, np.ndarray],
+    arrays: SectionArrays,
     genes: Sequence[str],
     normalisation: NormalisationParams,
     missing_genes: MissingGenes = "error",
@@ -37,16 +65,14 @@ def section_example(
     """One section's model input, spot ids and pixel centres (``missing_genes``: see ``normalise_section``).
 
     Targets are recomputed from the raw counts for ``genes`` (the reference transform depends on
-    the gene set); spots follow the graph's ``spot_ids``, the order the patches were cut in.
+    the gene set); spots follow the graph's ``spot_ids``; patches and counts are joined to them by id.
 
     Raises:
         SectionDataError: genes, spots or patches that do not match.
     """
+    graph = arrays.graph
     spot_ids = np.asarray(graph["spot_ids"]).astype(str)
-    if len(patches) != len(spot_ids):
-        raise SectionDataError(
-            None, section, f"{len(patches)} patches but {len(spot_ids)} spots in the spot graph; rerun patching"
-        )
+    patches = patches_in_order(section, arrays.patches, spot_ids)
     normalised = normalise_section(raw, list(genes), normalisation, missing_genes)
     absent = [s for s in spot_ids if s not in normalised.obs_names]
     if absent:
@@ -56,7 +82,7 @@ def section_example(
     counts = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
     example = SectionExample(
         section_id=section,
-        patches=np.asarray(patches),
+        patches=patches,
         positions=np.asarray(graph["positions"], dtype=np.int64),
         edge_index=np.asarray(graph["edge_index"], dtype=np.int64),
         targets=np.asarray(normalised.X, dtype=np.float32),
@@ -65,13 +91,14 @@ def section_example(
     return PreparedSection(example, spot_ids, np.asarray(normalised.obsm["spatial"], dtype=np.float64))
 
 
-def fold_examples(
+def prepare_sections(
     sections: Sequence[str],
     raw_sections: Loaders,
     section_patches: Loaders,
     spot_graphs: Loaders,
     genes: Sequence[str],
     normalisation: NormalisationParams,
+    *,
     missing_genes: MissingGenes = "error",
 ) -> list[PreparedSection]:
     """:func:`section_example` for each of ``sections``, in order.
@@ -84,15 +111,6 @@ def fold_examples(
         for name, loaders in (("patches", section_patches), ("spot graph", spot_graphs), ("counts", raw_sections)):
             if section not in loaders:
                 raise SectionDataError(None, section, f"no {name} for this section; run the data pipelines first")
-        out.append(
-            section_example(
-                section,
-                raw_sections[section](),
-                section_patches[section](),
-                spot_graphs[section](),
-                genes,
-                normalisation,
-                missing_genes,
-            )
-        )
+        arrays = SectionArrays(section_patches[section](), spot_graphs[section]())
+        out.append(section_example(section, raw_sections[section](), arrays, genes, normalisation, missing_genes))
     return out

@@ -1,0 +1,1 @@
+"""Data processing of the library layer: genes, normalisation, patches, spot graphs, model inputs."""

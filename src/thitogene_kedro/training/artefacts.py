@@ -1,0 +1,112 @@
+"""Typed artefacts of training: the settings a model's inputs were made with, and the trained model.
+
+A :class:`TrainedModel` is saved as plain values and tensors (``torch.save``, loaded with
+``weights_only=True``); :meth:`TrainedModel.to_dict` / :meth:`TrainedModel.from_dict` are the only
+places that know its stored layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from thitogene_kedro.models.registry import ModelSpec, build_model, model_config
+from thitogene_kedro.processing.inputs import PreparedSection
+from thitogene_kedro.processing.normalisation import NormalisationParams
+from thitogene_kedro.processing.patches import PatchingParams
+from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
+from thitogene_kedro.training.folds import Fold
+
+
+class InputSettings(BaseModel):
+    """How a model's inputs were made: target normalisation, patches, spot graph and position indices.
+
+    Stored with every trained model, so inference cuts patches, builds graphs and checks positions
+    the way the model was trained, whatever the current parameters say.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    normalisation: NormalisationParams = NormalisationParams()
+    patching: PatchingParams = PatchingParams()
+    graph: GraphBuildingParams = GraphBuildingParams()
+
+    @property
+    def patch_size(self) -> int:
+        return self.patching.patch_size
+
+    @property
+    def position_table_size(self) -> int:
+        return self.graph.position_table_size
+
+
+@dataclass(frozen=True)
+class FoldInputs:
+    """A fold's model inputs, built once: its training, validation and held-out sections."""
+
+    fold: Fold
+    genes: list[str]
+    settings: InputSettings
+    train: list[PreparedSection]
+    validation: list[PreparedSection]
+    test: list[PreparedSection]
+
+
+@dataclass
+class TrainedModel:
+    """One fold's trained model: what it is, what it predicts, how its inputs are made, its weights."""
+
+    spec: ModelSpec
+    genes: list[str]
+    fold: Fold
+    inputs: InputSettings
+    state_dict: dict[str, torch.Tensor]
+    training_gene_means: list[float] = field(default_factory=list)  # ranks genes by training-side expression
+
+    def config(self) -> BaseModel:
+        """The model's validated configuration (gene count, patch size and position table from the data side)."""
+        return model_config(self.spec, len(self.genes), **self.data_shape())
+
+    def data_shape(self) -> dict[str, int]:
+        return {"patch_size": self.inputs.patch_size, "position_table_size": self.inputs.position_table_size}
+
+    def build(self) -> torch.nn.Module:
+        """The network with these weights, in eval mode."""
+        network = network_for(self.spec, self.genes, self.inputs)
+        network.load_state_dict(self.state_dict)
+        return network.eval()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.spec.model_dump(mode="json"),
+            "genes": list(self.genes),
+            "fold": self.fold.model_dump(mode="json"),
+            "inputs": self.inputs.model_dump(mode="json"),
+            "state_dict": self.state_dict,
+            "training_gene_means": [float(v) for v in self.training_gene_means],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainedModel:
+        """Raises ValueError for a file written before input settings were stored with the model."""
+        if "inputs" not in data:
+            raise ValueError(
+                "this model file has no input settings (written by an older version); retrain it "
+                "(delete its data/06_models folder and rerun the training pipeline)"
+            )
+        return cls(
+            spec=ModelSpec.model_validate(data["model"]),
+            genes=[str(g) for g in data["genes"]],
+            fold=Fold.model_validate(data["fold"]),
+            inputs=InputSettings.model_validate(data["inputs"]),
+            state_dict=data["state_dict"],
+            training_gene_means=list(data.get("training_gene_means", [])),
+        )
+
+
+def network_for(spec: ModelSpec, genes: list[str], inputs: InputSettings) -> torch.nn.Module:
+    """A freshly initialised network for ``genes`` with the data side's patch size and position table."""
+    return build_model(spec, len(genes), patch_size=inputs.patch_size, position_table_size=inputs.position_table_size)
