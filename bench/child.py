@@ -26,8 +26,8 @@ from bench.model_ops import paper_model, train_step
 from thitogene_kedro.models import collate_sections
 from thitogene_kedro.models.runtime import resolve_host_memory_reuse, reuse_freed_host_memory
 from thitogene_kedro.models.summary import demo_section
-from thitogene_kedro.training.loop import LoopSettings, make_optimiser
 from thitogene_kedro.profiling import peak_rss_mib
+from thitogene_kedro.training.loop import LoopSettings, make_optimiser
 
 VARIANTS = {
     # the project's formulation: neighbour-list graph attention, PyTorch's fused attention kernels
@@ -95,8 +95,7 @@ def patching(root: Path, source_name: str, section: str, variant: str) -> dict:
     """Cut the section's 112-px patches: the project's way, or the reference's whole-slide float decode."""
     from PIL import Image  # noqa: PLC0415
 
-    from thitogene_kedro.processing.patches import cut_patches  # noqa: PLC0415
-    from thitogene_kedro.processing.patches import PatchingParams  # noqa: PLC0415
+    from thitogene_kedro.processing.patches import PatchingParams, cut_patches  # noqa: PLC0415
     from thitogene_kedro.sections import SectionSource  # noqa: PLC0415
     from thitogene_kedro.sections.images import SlideImage  # noqa: PLC0415
 

@@ -29,14 +29,12 @@ import torch
 from bench.report import cpu_name, write_block
 from thitogene_kedro.metrics import pearson_per_gene
 from thitogene_kedro.models import SectionExample, build_model, resolve_device
+from thitogene_kedro.processing.normalisation import NormalisationParams, normalise_section
+from thitogene_kedro.processing.patches import PatchingParams, cut_patches
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
-from thitogene_kedro.processing.patches import cut_patches
-from thitogene_kedro.processing.patches import PatchingParams
-from thitogene_kedro.processing.normalisation import normalise_section
-from thitogene_kedro.processing.normalisation import NormalisationParams
-from thitogene_kedro.training.loop import LoopSettings, fit, predict, seed_everything
 from thitogene_kedro.sections import SectionSource
 from thitogene_kedro.sections.images import SlideImage
+from thitogene_kedro.training.loop import LoopSettings, fit, predict, seed_everything
 
 
 def load_sections(

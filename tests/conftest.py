@@ -38,7 +38,13 @@ def project_copy(tmp_path, monkeypatch) -> Path:
         mlflow.end_run(status="FAILED")
 
 
-def kedro_session(folder: Path, **kwargs) -> KedroSession:
+def kedro_session(folder: Path, plan: bool = True, **kwargs) -> KedroSession:
+    """A session on ``folder``; ``plan`` first writes the fold plan for its environment and runtime
+    parameters, as a user runs ``kedro folds plan`` with the same ``--env``/``--params``."""
+    if plan:
+        from thitogene_kedro.cli import plan_folds  # noqa: PLC0415
+
+        plan_folds(folder, kwargs.get("env"), kwargs.get("runtime_params") or {})
     return KedroSession.create(project_path=folder, **kwargs)
 
 

@@ -33,11 +33,35 @@ def kedro(project, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def plan(project) -> None:
+    out = kedro(project, "folds", "plan")
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_fold_list_is_the_training_pipelines_namespaces(project_copy):
     fast_training(project_copy, ["SYN_A1", "SYN_B2"])
+    out = kedro(project_copy, "folds", "plan")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "3 folds written to conf/local/parameters_folds.yml" in out.stdout
+    written = yaml.safe_load((project_copy / "conf" / "local" / "parameters_folds.yml").read_text())
+    assert [f["name"] for f in written["folds"]["folds"]] == ["fold_SYN_A1", "fold_SYN_B2", "final"]
     out = kedro(project_copy, "folds", "list")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["fold_SYN_A1", "fold_SYN_B2", "final"]
+
+
+def test_a_plan_that_no_longer_fits_stops_the_run_before_any_node(project_copy):
+    fast_training(project_copy, ["SYN_A1"])
+    plan(project_copy)
+    out = kedro(
+        project_copy, "run", "--pipelines", "training", "--params", "preprocessing.sections=SYN_A1 SYN_B1 SYN_B2"
+    )
+    assert out.returncode != 0
+    text = " ".join((out.stdout + out.stderr).split())  # the log handler wraps long lines
+    assert "conf/base/ or conf/local/parameters_folds.yml" in text
+    assert "section SYN_A2 trains or is tested in the plan but is not among the run's sections" in text
+    assert "Run `kedro folds plan" in text
+    assert "Running node" not in text and not (project_copy / "data" / "03_primary" / "selected_genes.csv").exists()
 
 
 def runs_in_store() -> list[mlflow.entities.Run]:
@@ -53,6 +77,7 @@ def _interval(log: str) -> tuple[datetime, datetime]:
 
 def test_folds_run_side_by_side_then_the_summary_reuses_them(project_copy):
     fast_training(project_copy, ["SYN_A1", "SYN_B1"])
+    plan(project_copy)
     out = kedro(project_copy, "folds", "run", "--per-device", "3")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     logs = {
@@ -72,6 +97,7 @@ def test_folds_run_side_by_side_then_the_summary_reuses_them(project_copy):
 
 def test_a_failing_fold_fails_the_command_and_skips_the_closing_run(project_copy):
     fast_training(project_copy, ["SYN_A1"])
+    plan(project_copy)
     # a device that does not exist makes the fold's training node fail (after the data pipelines ran)
     out = kedro(project_copy, "folds", "run", "--params", "training.device=cuda:99")
     assert out.returncode != 0 and "folds failed: final fold_SYN_A1" in out.stdout + out.stderr

@@ -12,6 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.validation.exceptions import ParameterValidationError
 
 from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
 
@@ -25,9 +26,12 @@ def test_default_run_on_synthetic_demo(project_copy, monkeypatch):
     data = project_copy / "data"
     sections = sorted(p.stem for p in (data / "03_primary" / "sections").glob("*.h5ad"))
     assert sections == ["SYN_A1", "SYN_A2", "SYN_B1", "SYN_B2"]
-    assert sorted(p.stem for p in (data / "04_feature" / "patches").glob("*.npy")) == sections
+    assert sorted(p.stem for p in (data / "04_feature" / "patches").glob("*.npz")) == sections
     assert sorted(p.stem for p in (data / "04_feature" / "spot_graphs").glob("*.npz")) == sections
-    patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npy")
+    stored = np.load(data / "04_feature" / "patches" / "SYN_A1.npz")
+    patches = stored["patches"]
+    graph = np.load(data / "04_feature" / "spot_graphs" / "SYN_A1.npz")
+    assert stored["spot_ids"].tolist() == graph["spot_ids"].tolist()  # joined by id in training
     assert patches.dtype == np.uint8 and patches.shape[1:] == (112, 112, 3)
     report = pd.read_csv(data / "08_reporting" / "preprocessing_report.csv")
     assert (report["source"] == "synthetic").all()
@@ -55,8 +59,8 @@ def test_default_run_on_synthetic_demo(project_copy, monkeypatch):
 
 
 def test_invalid_parameter_stops_the_run_naming_the_key(project_copy):
-    with kedro_session(project_copy, runtime_params={"patching": {"patch_size": 0}}) as session:
-        with pytest.raises(Exception, match="patch_size"):
+    with kedro_session(project_copy, plan=False, runtime_params={"patching": {"patch_size": 0}}) as session:
+        with pytest.raises(ParameterValidationError, match="patch_size"):
             session.run(pipeline_names=["patching"])
 
 
@@ -65,7 +69,7 @@ def test_her2st_environment_reads_her2st_dir(project_copy, monkeypatch):
     monkeypatch.setenv("HER2ST_DIR", str(HER2ST_REAL))
     monkeypatch.setenv("HER2ST_GENE_LIST", str(GENE_LIST_785))
     params = {"preprocessing": {"sections": "C3 A2"}}
-    with kedro_session(project_copy, env="her2st", runtime_params=params) as session:
+    with kedro_session(project_copy, plan=False, env="her2st", runtime_params=params) as session:
         session.run(pipeline_names=["preprocessing", "patching", "graph_building"])
     report = pd.read_csv(project_copy / "data" / "08_reporting" / "patching_report.csv").set_index("section")
     assert report.loc["C3", "n_spots"] == 180 and report.loc["A2", "status"] == "skipped: no image"
@@ -81,7 +85,16 @@ def test_kedro_viz_build_shows_pipelines_and_layers(project_copy):
         [str(kedro), "viz", "build"], cwd=project_copy, env=env, check=True, capture_output=True, timeout=300
     )
     main = json.loads((project_copy / "build" / "api" / "main").read_text())
-    assert main["layers"] == ["raw", "primary", "feature", "models", "model_output", "reporting", "registry"]
+    assert main["layers"] == [
+        "raw",
+        "primary",
+        "feature",
+        "model_input",
+        "models",
+        "model_output",
+        "reporting",
+        "registry",
+    ]
     assert {p["id"] for p in main["pipelines"]} >= {
         "__default__",
         "preprocessing",

@@ -52,13 +52,15 @@ def _env_flag(env: str | None) -> str:
     return f" --env {env}" if env else ""
 
 
-def plan_folds(project: Path, env: str | None, params: str | None) -> tuple[Path, list[str]]:
+def plan_folds(
+    project: Path, env: str | None, params: dict, command: str = "kedro folds plan"
+) -> tuple[Path, list[str]]:
     """Plan the folds from the data listing and the parameters; write them to the environment's plan file."""
     from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams  # noqa: PLC0415
     from thitogene_kedro.pipelines.training.params import TrainingParams  # noqa: PLC0415
     from thitogene_kedro.training.planning import PLAN_FILE, plan_from_data, write_plan  # noqa: PLC0415
 
-    with _session(project, env, _parse_params(params)) as session:
+    with _session(project, env, params) as session:
         context = session.load_context()
         catalog = context.catalog
         training = TrainingParams.model_validate(context.params.get("training", {}))
@@ -67,7 +69,6 @@ def plan_folds(project: Path, env: str | None, params: str | None) -> tuple[Path
             catalog.load("raw_sections"), catalog.load("raw_images"), preprocessing.sections, training.cv, training.seed
         )
     path = project / "conf" / (env or "local") / PLAN_FILE
-    command = f"kedro folds plan{_env_flag(env)}" + (f' --params "{params}"' if params else "")
     write_plan(plan, path, command)
     return path, plan.names
 
@@ -131,7 +132,8 @@ def _parse_params(value: str | None) -> dict:
 @click.option("--params", default=None, help="Runtime parameters, as for kedro run.")
 def plan_command(env: str | None, params: str | None) -> None:
     """Plan the folds from the data and parameters and write conf/<env>/parameters_folds.yml."""
-    path, names = plan_folds(Path.cwd(), env, params)
+    command = f"kedro folds plan{_env_flag(env)}" + (f' --params "{params}"' if params else "")
+    path, names = plan_folds(Path.cwd(), env, _parse_params(params), command)
     click.echo(f"{len(names)} folds written to {path.relative_to(Path.cwd())}: {' '.join(names)}")
 
 

@@ -56,7 +56,7 @@ class ProjectHooks:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         """Check the fold plan against the data before any node runs (training, evaluation, clustering)."""
-        if not any(node.namespace or node.name == "input_settings" for node in pipeline.nodes):
+        if not any(node.namespace for node in pipeline.nodes):
             return
         self.check_fold_plan(catalog)
 
@@ -67,7 +67,7 @@ class ProjectHooks:
             ValueError: no plan, or one that does not fit (the message names the plan file and the fix).
         """
         env = self._env or "local"
-        where = f"conf/{env if env != 'local' else 'base'}/{PLAN_FILE} (parameters 'folds')"
+        where = f"{'conf/base/ or conf/local/' if env == 'local' else f'conf/{env}/'}{PLAN_FILE} (parameters 'folds')"
         fix = f"kedro folds plan{'' if env == 'local' else f' --env {env}'} [--params ...same as this run]"
         training = TrainingParams.model_validate(catalog.load("params:training"))
         preprocessing = PreprocessingParams.model_validate(catalog.load("params:preprocessing"))

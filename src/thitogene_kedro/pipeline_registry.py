@@ -35,7 +35,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     pipelines = {
         **data,
-        "training": sum(data.values(), Pipeline([])) + training.create_pipeline(folds=folds, register_folds=register_folds),
+        "training": sum(data.values(), Pipeline([]))
+        + training.create_pipeline(folds=folds, register_folds=register_folds),
         "evaluation": evaluation.create_pipeline(folds=folds),
         "clustering": clustering.create_pipeline(folds=folds),
         "reporting": evaluation.create_reporting_pipeline(),

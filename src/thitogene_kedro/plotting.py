@@ -89,13 +89,15 @@ def spatial_maps(
     observed: pd.DataFrame,
     predicted: pd.DataFrame,
     pcc: Mapping[str, float],
-    image: np.ndarray | None,
-    scale: float,
+    tissue: tuple[np.ndarray | None, float] = (None, 1.0),
 ) -> Image.Image:
     """Observed vs predicted expression of some genes on the tissue (paper Figure 4).
 
+    ``tissue``: the thumbnail under the spots and its scale to full-resolution pixels.
+
     One row per gene; both panels of a row share one colour scale.
     """
+    image, scale = tissue
     genes = list(observed.columns)
     figure, axes = plt.subplots(len(genes), 2, figsize=(9, 3.8 * len(genes)), squeeze=False, layout="constrained")
     xy = np.asarray(spatial) * scale

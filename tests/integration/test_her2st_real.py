@@ -19,10 +19,10 @@ from thitogene_kedro.datasets import (
     SpatialSectionsDataset,
 )
 from thitogene_kedro.pipelines import graph_building, patching, preprocessing
-from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
 from thitogene_kedro.pipelines.patching.nodes import extract_section_patches
-from thitogene_kedro.processing.patches import PatchingParams
 from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
+from thitogene_kedro.processing.patches import PatchingParams
+from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
 
 pytestmark = [
     pytest.mark.integration,

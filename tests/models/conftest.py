@@ -8,11 +8,9 @@ import pytest
 
 from tests.conftest import C3_WINDOW
 from thitogene_kedro.models import SectionExample
+from thitogene_kedro.processing.normalisation import NormalisationParams, normalise_counts
+from thitogene_kedro.processing.patches import PatchingParams, cut_patches
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
-from thitogene_kedro.processing.patches import cut_patches
-from thitogene_kedro.processing.patches import PatchingParams
-from thitogene_kedro.pipelines.preprocessing.nodes import normalise_counts
-from thitogene_kedro.processing.normalisation import NormalisationParams
 from thitogene_kedro.sections.images import SlideImage
 
 

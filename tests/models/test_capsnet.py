@@ -39,7 +39,17 @@ def test_routing_matches_an_explicit_loop():
 
 
 def test_paper_capsule_encoder_shapes_and_count():
-    encoder = CapsuleEncoder(16, 28, [32, 64, 64, 128], [5, 3, 3, 3], [1, 1, 1, 2], 16, 8, 20, 64).eval()
+    encoder = CapsuleEncoder(
+        16,
+        28,
+        stem_channels=[32, 64, 64, 128],
+        stem_kernels=[5, 3, 3, 3],
+        stem_strides=[1, 1, 1, 2],
+        primary_capsules=16,
+        primary_dim=8,
+        capsules=20,
+        capsule_dim=64,
+    ).eval()
     assert encoder.map_size == 9
     assert sum(p.numel() for p in encoder.parameters()) == 317_344
     assert encoder(torch.rand(3, 16, 28, 28)).shape == (3, 20, 64)

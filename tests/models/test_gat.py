@@ -20,7 +20,16 @@ def chain_graph(n: int) -> torch.Tensor:
 
 def layer(axis: str, self_loops: bool, implementation: str = "dense", heads: int = 2) -> GraphAttention:
     torch.manual_seed(0)
-    return GraphAttention(6, 5, heads, 0.01, 0.0, axis, self_loops, implementation).eval()
+    return GraphAttention(
+        6,
+        5,
+        heads,
+        dropout=0.0,
+        leaky_relu_slope=0.01,
+        softmax_axis=axis,
+        self_loops=self_loops,
+        implementation=implementation,
+    ).eval()
 
 
 def dense_alpha(gat: GraphAttention, x: torch.Tensor, edges: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -83,7 +92,9 @@ def test_options_change_the_paper_gat_output():
     outputs = {}
     for axis in ("neighbours", "receivers"):
         torch.manual_seed(0)
-        outputs[axis] = MultiHeadGAT(64, 32, 16, 4, 0.2, 0.01, axis, False).eval()(x, edges, mask)
+        outputs[axis] = MultiHeadGAT(
+            64, 32, 16, heads=4, dropout=0.2, leaky_relu_slope=0.01, softmax_axis=axis, self_loops=False
+        ).eval()(x, edges, mask)
     assert (outputs["neighbours"] - outputs["receivers"]).abs().max() > 1e-2
 
 
@@ -112,7 +123,17 @@ def test_neighbour_lists_equal_the_dense_formulation_on_random_graphs(seed, axis
     results = {}
     for implementation in IMPLEMENTATIONS:
         torch.manual_seed(0)
-        gat = MultiHeadGAT(12, 8, 6, 3, 0.2, 0.01, axis, self_loops, implementation).eval()
+        gat = MultiHeadGAT(
+            12,
+            8,
+            6,
+            heads=3,
+            dropout=0.2,
+            leaky_relu_slope=0.01,
+            softmax_axis=axis,
+            self_loops=self_loops,
+            implementation=implementation,
+        ).eval()
         inputs = x.clone().requires_grad_()
         out = gat(inputs, edges, mask)
         (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
@@ -128,7 +149,9 @@ def test_neighbour_lists_equal_the_dense_formulation_on_random_graphs(seed, axis
 def test_neighbour_lists_train_under_autocast(dtype):
     """The sparse products run in float32 inside autocast; gradients reach the input."""
     edges, mask = random_graphs(0)
-    gat = MultiHeadGAT(12, 8, 6, 3, 0.0, 0.01, "neighbours", True)
+    gat = MultiHeadGAT(
+        12, 8, 6, heads=3, dropout=0.0, leaky_relu_slope=0.01, softmax_axis="neighbours", self_loops=True
+    )
     x = torch.randn(2, mask.shape[1], 12, requires_grad=True)
     with torch.autocast("cpu", dtype=dtype):
         out = gat(x, edges, mask)
@@ -169,7 +192,17 @@ def test_neighbour_lists_form_no_spots_by_spots_tensor_forward_or_backward(axis)
     spots = torch.arange(n)
     edges = torch.stack([spots.repeat(4), torch.cat([(spots + k) % n for k in (1, 2, 3, 4)])])
     mask = torch.ones(1, n, dtype=torch.bool)
-    gat = MultiHeadGAT(8, 4, 3, 2, 0.2, 0.01, axis, True, "neighbour_list").train()
+    gat = MultiHeadGAT(
+        8,
+        4,
+        3,
+        heads=2,
+        dropout=0.2,
+        leaky_relu_slope=0.01,
+        softmax_axis=axis,
+        self_loops=True,
+        implementation="neighbour_list",
+    ).train()
     x = torch.randn(1, n, 8, requires_grad=True)
     with ShapeRecorder() as recorder:
         gat(x, edges, mask).sum().backward()

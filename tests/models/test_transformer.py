@@ -18,7 +18,7 @@ def explicit_block_attention(attention, x):
 
 def test_paper_block_size_and_fused_attention_matches_the_formula():
     torch.manual_seed(0)
-    vit = SpotTransformer(1408, 1, 16, 64, 2048, 0.2, 0.2).eval()
+    vit = SpotTransformer(1408, depth=1, heads=16, head_dim=64, mlp_dim=2048, dropout=0.2, embedding_dropout=0.2).eval()
     assert sum(p.numel() for p in vit.parameters()) == 11_544_832
     x = torch.randn(1, 9, 1408)
     attention = vit.layers[0][0]
@@ -28,7 +28,7 @@ def test_paper_block_size_and_fused_attention_matches_the_formula():
 
 def test_padded_keys_do_not_change_real_tokens():
     torch.manual_seed(0)
-    vit = SpotTransformer(32, 2, 4, 8, 64, 0.0, 0.0).eval()
+    vit = SpotTransformer(32, depth=2, heads=4, head_dim=8, mlp_dim=64, dropout=0.0, embedding_dropout=0.0).eval()
     x = torch.randn(1, 6, 32)
     padded = torch.cat([x, torch.randn(1, 3, 32) * 100], dim=1)
     mask = torch.tensor([[True] * 6 + [False] * 3])
@@ -48,7 +48,11 @@ MEMORY_EFFICIENT = {"cpu": [SDPBackend.FLASH_ATTENTION], "cuda": [SDPBackend.EFF
 def test_memory_efficient_attention_equals_the_plain_one(device, padded):
     """The tiled kernels (no N×N matrix) give the math kernel's output and gradients, masks included."""
     torch.manual_seed(0)
-    vit = SpotTransformer(64, 2, 4, 16, 128, 0.0, 0.0).to(device).eval()
+    vit = (
+        SpotTransformer(64, depth=2, heads=4, head_dim=16, mlp_dim=128, dropout=0.0, embedding_dropout=0.0)
+        .to(device)
+        .eval()
+    )
     x = torch.randn(2, 700, 64, device=device)
     mask = torch.ones(2, 700, dtype=torch.bool, device=device)
     if padded:

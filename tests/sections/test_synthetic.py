@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from thitogene_kedro.processing.patches import cut_patches
-from thitogene_kedro.processing.patches import PatchingParams
-from thitogene_kedro.pipelines.preprocessing.nodes import normalise_counts
-from thitogene_kedro.processing.normalisation import NormalisationParams
+from thitogene_kedro.processing.normalisation import NormalisationParams, normalise_counts
+from thitogene_kedro.processing.patches import PatchingParams, cut_patches
 from thitogene_kedro.sections import synthetic
 from thitogene_kedro.sections.images import SlideImage
 

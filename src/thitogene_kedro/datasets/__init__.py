@@ -2,6 +2,7 @@
 
 from thitogene_kedro.datasets.anndata_dataset import AnnDataDataset
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset
+from thitogene_kedro.datasets.earlier_runs_dataset import EarlierRuns, EarlierRunsDataset
 from thitogene_kedro.datasets.figure_dataset import FigureDataset
 from thitogene_kedro.datasets.gene_list_dataset import GeneListDataset
 from thitogene_kedro.datasets.inference_datasets import RegistryModelDataset, SlideImageDataset, SpotTableDataset
@@ -16,6 +17,8 @@ __all__ = [
     "AnnDataDataset",
     "CheckpointDataset",
     "CheckpointStore",
+    "EarlierRuns",
+    "EarlierRunsDataset",
     "FigureDataset",
     "GeneListDataset",
     "NumpyDataset",

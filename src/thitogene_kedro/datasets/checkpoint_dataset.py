@@ -13,9 +13,6 @@ from thitogene_kedro.training.checkpoints import CheckpointStore
 logger = logging.getLogger(__name__)
 
 
-
-
-
 class CheckpointDataset(AbstractDataset[None, CheckpointStore]):
     """Loads a :class:`CheckpointStore` on ``path``; the node writes checkpoints through it.
 

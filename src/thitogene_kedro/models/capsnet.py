@@ -99,6 +99,7 @@ class CapsuleEncoder(nn.Module):
         self,
         in_channels: int,
         in_size: int,
+        *,
         stem_channels: Sequence[int],
         stem_kernels: Sequence[int],
         stem_strides: Sequence[int],

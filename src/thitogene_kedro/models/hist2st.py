@@ -99,8 +99,9 @@ class Hist2ST(SpotExpressionModel):
         self.down = nn.Conv2d(c.channel, c.down_channels, 1)
         self.position = PositionEmbedding(c.position_table_size, dim)
         self.transformer = SpotTransformer(
-            dim, c.transformer_depth, c.heads, c.head_dim, c.mlp_dim, c.dropout, embedding_dropout=0.0
-        )
+            dim, depth=c.transformer_depth, heads=c.heads, head_dim=c.head_dim, mlp_dim=c.mlp_dim, dropout=c.dropout,
+            embedding_dropout=0.0,
+        )  # fmt: skip
         self.gnn = nn.ModuleList(MeanNeighbourLayer(dim, dim) for _ in range(c.gnn_depth))
         self.jknet = LSTMJumpingKnowledge(dim)
         self.gene_head = layernorm_gene_head(dim, c.n_genes)

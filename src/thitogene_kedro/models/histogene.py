@@ -48,7 +48,10 @@ class HisToGene(SpotExpressionModel):
         self.input_step = PixelInput(c.input_scale, channels_first=False, patch_size=c.patch_size)
         self.patch_embedding = nn.Linear(3 * c.patch_size**2, c.dim)
         self.position = PositionEmbedding(c.position_table_size, c.dim)
-        self.vit = SpotTransformer(c.dim, c.depth, c.heads, c.head_dim, c.mlp_dim, c.dropout, c.dropout)
+        self.vit = SpotTransformer(
+            c.dim, depth=c.depth, heads=c.heads, head_dim=c.head_dim, mlp_dim=c.mlp_dim, dropout=c.dropout,
+            embedding_dropout=c.dropout,
+        )  # fmt: skip
         self.gene_head = layernorm_gene_head(c.dim, c.n_genes)
 
     def forward(self, batch: SectionBatch) -> ModelOutput:

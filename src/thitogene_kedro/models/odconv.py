@@ -28,6 +28,7 @@ class ODConvAttention(nn.Module):
         in_channels: int,
         out_channels: int,
         kernel_size: int,
+        *,
         kernel_num: int,
         reduction: float,
         min_channels: int,
@@ -69,6 +70,7 @@ class ODConv2d(nn.Module):
         in_channels: int,
         out_channels: int,
         kernel_size: int,
+        *,
         stride: int = 1,
         padding: int = 0,
         kernel_num: int = 4,
@@ -80,8 +82,9 @@ class ODConv2d(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.attention = ODConvAttention(
-            in_channels, out_channels, kernel_size, kernel_num, reduction, min_channels, temperature
-        )
+            in_channels, out_channels, kernel_size, kernel_num=kernel_num, reduction=reduction,
+            min_channels=min_channels, temperature=temperature,
+        )  # fmt: skip
         self.weight = nn.Parameter(torch.empty(kernel_num, out_channels, in_channels, kernel_size, kernel_size))
         for i in range(kernel_num):
             nn.init.kaiming_normal_(self.weight[i], mode="fan_out", nonlinearity="relu")

@@ -137,8 +137,8 @@ class THItoGene(SpotExpressionModel):
         o = c.odconv
         if c.components.odconv:
             self.odconv2d = ODConv2d(
-                3, o.out_channels, o.kernel_size, o.stride, 0, o.kernel_num, o.reduction, o.min_attention_channels,
-                o.temperature,
+                3, o.out_channels, o.kernel_size, stride=o.stride, padding=0, kernel_num=o.kernel_num,
+                reduction=o.reduction, min_channels=o.min_attention_channels, temperature=o.temperature,
             )  # fmt: skip
         else:
             self.conv2d = nn.Conv2d(3, o.out_channels, o.kernel_size, o.stride, bias=False)
@@ -146,31 +146,16 @@ class THItoGene(SpotExpressionModel):
         feature_size = conv_output_size(c.patch_size, o.kernel_size, o.stride)
         caps = c.capsnet
         if c.components.capsnet:
-            self.caps_layer = CapsuleEncoder(
-                o.out_channels, feature_size, caps.stem_channels, caps.stem_kernels, caps.stem_strides,
-                caps.primary_capsules, caps.primary_dim, caps.capsules, caps.capsule_dim,
-            )  # fmt: skip
+            self.caps_layer = CapsuleEncoder(o.out_channels, feature_size, **caps.model_dump())
         else:
             self.patch_projection = nn.Linear(o.out_channels * feature_size**2, caps.capsules * caps.capsule_dim)
         self.position = PositionEmbedding(c.position_table_size, caps.capsule_dim)
         v = c.vit
         if c.components.vit:
-            self.vit = SpotTransformer(
-                c.token_dim,
-                v.depth,
-                v.heads,
-                v.head_dim,
-                v.mlp_dim,
-                v.dropout,
-                v.embedding_dropout,
-                v.attention_dropout,
-            )
+            self.vit = SpotTransformer(c.token_dim, **v.model_dump())
         g = c.gat
         if c.components.gat:
-            self.gat = MultiHeadGAT(
-                c.token_dim, g.hidden_dim, g.out_dim, g.heads, g.dropout, g.leaky_relu_slope, g.softmax_axis,
-                g.self_loops, g.implementation,
-            )  # fmt: skip
+            self.gat = MultiHeadGAT(c.token_dim, **g.model_dump())
         else:
             self.spot_projection = nn.Sequential(nn.Linear(c.token_dim, g.out_dim), nn.ELU())
         self.gene_head = thitogene_gene_head(g.out_dim, c.head_hidden_dim, c.n_genes)

@@ -67,6 +67,7 @@ class SpotTransformer(nn.Module):
     def __init__(
         self,
         dim: int,
+        *,
         depth: int,
         heads: int,
         head_dim: int,

@@ -33,7 +33,9 @@ def _configured_parameters() -> Mapping[str, Any]:
     if "parameters" in _session:
         return _session["parameters"]
     loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(Path.cwd() / settings.CONF_SOURCE), env=os.environ.get("KEDRO_ENV"), **settings.CONFIG_LOADER_ARGS
+        conf_source=str(Path.cwd() / settings.CONF_SOURCE),
+        env=os.environ.get("KEDRO_ENV"),
+        **settings.CONFIG_LOADER_ARGS,
     )
     try:
         return loader["parameters"]

@@ -102,4 +102,3 @@ def section_gene_statistics(adata: ad.AnnData, rule: GeneSelectionParams) -> dic
         "expressed": pd.Series(np.asarray((adata.X > 0).sum(axis=0)).ravel(), index=adata.var_names),
         "genes": list(adata.var_names),
     }
-

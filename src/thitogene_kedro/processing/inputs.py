@@ -91,26 +91,28 @@ def section_example(
     return PreparedSection(example, spot_ids, np.asarray(normalised.obsm["spatial"], dtype=np.float64))
 
 
-def prepare_sections(
-    sections: Sequence[str],
-    raw_sections: Loaders,
-    section_patches: Loaders,
-    spot_graphs: Loaders,
-    genes: Sequence[str],
-    normalisation: NormalisationParams,
-    *,
-    missing_genes: MissingGenes = "error",
-) -> list[PreparedSection]:
-    """:func:`section_example` for each of ``sections``, in order.
+@dataclass(frozen=True)
+class SectionStores:
+    """Per-section loaders of what the data pipelines stored: raw counts, patches, spot graphs."""
 
-    Raises:
-        SectionDataError: a section without patches or graph (not preprocessed, or no image).
-    """
-    out = []
-    for section in sections:
-        for name, loaders in (("patches", section_patches), ("spot graph", spot_graphs), ("counts", raw_sections)):
+    counts: Loaders
+    patches: Loaders
+    graphs: Loaders
+
+    def load(self, section: str) -> tuple[ad.AnnData, SectionArrays]:
+        """Raises SectionDataError for a section without patches or graph (not preprocessed, or no image)."""
+        for name, loaders in (("patches", self.patches), ("spot graph", self.graphs), ("counts", self.counts)):
             if section not in loaders:
                 raise SectionDataError(None, section, f"no {name} for this section; run the data pipelines first")
-        arrays = SectionArrays(section_patches[section](), spot_graphs[section]())
-        out.append(section_example(section, raw_sections[section](), arrays, genes, normalisation, missing_genes))
-    return out
+        return self.counts[section](), SectionArrays(self.patches[section](), self.graphs[section]())
+
+
+def prepare_sections(
+    sections: Sequence[str],
+    stores: SectionStores,
+    genes: Sequence[str],
+    normalisation: NormalisationParams,
+    missing_genes: MissingGenes = "error",
+) -> list[PreparedSection]:
+    """:func:`section_example` for each of ``sections``, in order."""
+    return [section_example(s, *stores.load(s), genes, normalisation, missing_genes) for s in sections]

@@ -120,4 +120,3 @@ def normalise_section(
         "zero_library": params.zero_library,
     }
     return out
-

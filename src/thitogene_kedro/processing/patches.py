@@ -59,4 +59,3 @@ def cut_patches(
     if params.orientation == "reference_transposed":
         patches = np.ascontiguousarray(patches.transpose(0, 2, 1, 3))
     return patches, padded
-

@@ -102,4 +102,3 @@ def build_section_graph(adata: ad.AnnData, params: GraphBuildingParams) -> dict[
         "positions": position_indices(adata, params.position_table_size),
         "spot_ids": np.asarray(adata.obs_names, dtype=str),
     }
-

@@ -25,4 +25,3 @@ def metadata_mpp(path: Path) -> float | None:
         return 25_400.0 / float(dpi[0]) if dpi and float(dpi[0]) > 0 else None
     except (OSError, ValueError, tifffile.TiffFileError):
         return None
-

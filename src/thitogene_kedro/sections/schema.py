@@ -160,7 +160,7 @@ def check_spots_inside_image(
         )
 
 
-def build_section(
+def build_section(  # noqa: PLR0913 - the section's facts, keyword-only
     counts: pd.DataFrame,
     spots: pd.DataFrame,
     *,

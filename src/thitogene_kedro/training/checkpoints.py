@@ -62,4 +62,3 @@ class CheckpointStore:
         """Remove every checkpoint (e.g. when the configuration changed)."""
         for epoch in self.epochs():
             (self.path / f"epoch-{epoch}.pt").unlink(missing_ok=True)
-

@@ -75,8 +75,8 @@ class FoldPlan(BaseModel):
         if mine.source != now.source:
             reasons.append(f"it was planned on data source {mine.source!r}, this run reads {now.source!r}")
         for section in [s for s in mine.sections if s not in now.sections]:
-            why = "has no image" if section in now.counts_only else "is not among the run's sections"
-            reasons.append(f"section {section} trains or is tested in the plan but {why} in this run's data")
+            why = "has no image in this run's data" if section in now.counts_only else "is not among the run's sections"
+            reasons.append(f"section {section} trains or is tested in the plan but {why}")
         for section in [s for s in now.sections if s not in mine.sections]:
             reasons.append(f"section {section} has an image in this run's data but is in no fold of the plan")
         if mine.cv != now.cv or mine.seed != now.seed:
@@ -106,25 +106,10 @@ def _validation_split(train: list[str], n: int, seed: int, fold_id: str) -> tupl
     return [s for s in train if s not in chosen], [s for s in train if s in chosen]
 
 
-def plan_folds(
-    sections: Sequence[str],
-    patients: Mapping[str, str],
-    params: CrossValidationParams,
-    seed: int,
-    counts_only: Sequence[str] = (),
-) -> list[Fold]:
-    """The folds of ``sections`` (in order) under ``params``, plus the final model if configured.
-
-    ``counts_only`` are further sections without images: they never train or test, but their
-    counts may inform gene selection unless the fold marks them ``unseen``.
-
-    Raises:
-        ValueError: too few sections, or named sections/folds that do not exist.
-    """
-    params = CrossValidationParams.model_validate(params)
-    sections = list(sections)
-    if len(sections) < 2:
-        raise ValueError(f"cross-validation needs at least 2 sections with images, got {sections}")
+def _test_groups(
+    sections: list[str], patients: Mapping[str, str], params: CrossValidationParams
+) -> dict[str, list[str]]:
+    """Fold id → its test sections under the scheme, restricted to ``params.folds``."""
     if params.scheme == "held_out":
         missing = [s for s in params.held_out_sections if s not in sections]
         if not params.held_out_sections or missing:
@@ -145,6 +130,29 @@ def plan_folds(
         if unknown:
             raise ValueError(f"training.cv.folds names {unknown}, not among the fold ids {sorted(groups)}")
         groups = {f: groups[f] for f in params.folds}
+    return groups
+
+
+def plan_folds(
+    sections: Sequence[str],
+    patients: Mapping[str, str],
+    params: CrossValidationParams,
+    seed: int,
+    counts_only: Sequence[str] = (),
+) -> list[Fold]:
+    """The folds of ``sections`` (in order) under ``params``, plus the final model if configured.
+
+    ``counts_only`` are further sections without images: they never train or test, but their
+    counts may inform gene selection unless the fold marks them ``unseen``.
+
+    Raises:
+        ValueError: too few sections, or named sections/folds that do not exist.
+    """
+    params = CrossValidationParams.model_validate(params)
+    sections = list(sections)
+    if len(sections) < 2:
+        raise ValueError(f"cross-validation needs at least 2 sections with images, got {sections}")
+    groups = _test_groups(sections, patients, params)
     folds = []
     for fold_id, test in groups.items():
         test_patients = {patients[s] for s in test}
@@ -155,7 +163,15 @@ def plan_folds(
         unseen = list(test)
         if params.scheme == "leave_one_patient_out":
             unseen += [s for s in [*sections, *counts_only] if patients[s] in test_patients and s not in test]
-        folds.append(Fold(name=namespace(fold_id), test=tuple(test), train=tuple(train), validation=tuple(validation), unseen=tuple(unseen)))
+        folds.append(
+            Fold(
+                name=namespace(fold_id),
+                test=tuple(test),
+                train=tuple(train),
+                validation=tuple(validation),
+                unseen=tuple(unseen),
+            )
+        )
     if params.final_model:
         train, validation = _validation_split(sections, params.validation_sections, seed, FINAL)
         folds.append(Fold(name=FINAL, test=(), train=tuple(train), validation=tuple(validation)))

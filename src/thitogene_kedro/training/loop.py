@@ -158,7 +158,6 @@ def fit(
     settings: LoopSettings,
     checkpoints: CheckpointStore | None = None,
     fingerprint: str = "",
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> LoopResult:
     """Train ``model`` on ``train`` sections; see the module docstring for resuming.
 
@@ -166,133 +165,162 @@ def fit(
     """
     spots_per_step = max((len(e.patches) for e in train), default=0) * settings.sections_per_step
     with reuse_freed_host_memory(resolve_host_memory_reuse(settings.reuse_freed_host_memory, spots_per_step)):
-        return _fit(model, train, validation, settings, checkpoints, fingerprint, on_epoch)
+        return _fit(model, train, validation, settings, _Checkpoints(checkpoints, fingerprint))
 
 
-def _fit(
-    model: SpotExpressionModel,
-    train: Sequence[SectionExample],
-    validation: Sequence[SectionExample],
-    settings: LoopSettings,
-    checkpoints: CheckpointStore | None,
-    fingerprint: str,
-    on_epoch: Callable[[dict[str, float]], None] | None,
-) -> LoopResult:
+@dataclass
+class _Checkpoints:
+    """The fold's checkpoint store and the fingerprint of the configuration its checkpoints belong to."""
+
+    store: CheckpointStore | None
+    fingerprint: str
+
+    def saved(self, label: str) -> dict[str, Any] | None:
+        """The newest checkpoint of this configuration, or None (checkpoints of another one are cleared)."""
+        saved = self.store.latest() if self.store is not None else None
+        if saved is not None and saved.get("fingerprint") != self.fingerprint:
+            logger.info("%s: checkpoints in %s are from another configuration; starting afresh", label, self.store)
+            self.store.clear()
+            return None
+        return saved
+
+    def save(self, epoch: int, state: dict[str, Any]) -> None:
+        if self.store is not None:
+            self.store.save(epoch, {"fingerprint": self.fingerprint, "epoch": epoch, **state})
+
+
+@dataclass
+class _LoopState:
+    """What the loop carries from epoch to epoch (and through a checkpoint)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"loss": math.inf, "epoch": 0, "state": None})
+    stale: int = 0
+    start_epoch: int = 1
+    resumed_from: int | None = None
+    stopped_early: bool = False
+
+
+def _reused(saved: dict[str, Any], model: SpotExpressionModel, settings: LoopSettings) -> LoopResult:
+    logger.info("%s: already trained (%d epochs); reusing the stored result", settings.label, saved["epoch"])
+    model.load_state_dict(saved["kept"])
+    return LoopResult(
+        state_dict=saved["kept"], history=saved["history"], best_epoch=saved["best_epoch"],
+        stopped_early=saved["stopped_early"], resumed_from=saved["epoch"],
+        peak_gpu_memory_mib=saved.get("peak_gpu_memory_mib"), reused=True,
+    )  # fmt: skip
+
+
+def _resumed(saved: dict[str, Any], optimiser, settings: LoopSettings, checkpoints: _Checkpoints) -> _LoopState:
+    optimiser.load_state_dict(saved["optimiser"])
+    _restore_rng_state(saved["rng"])
+    logger.info("%s: resuming after epoch %d from %s", settings.label, saved["epoch"], checkpoints.store)
+    return _LoopState(
+        history=saved["history"], best={"loss": saved["best_loss"], "epoch": saved["best_epoch"],
+        "state": saved.get("best_state")}, stale=saved["stale"], start_epoch=saved["epoch"] + 1,
+        resumed_from=saved["epoch"] + 1,
+    )  # fmt: skip
+
+
+def _train_epoch(model, optimiser, train: Sequence[SectionExample], settings: LoopSettings, epoch: int) -> list[float]:
+    model.train()
+    losses = []
+    for batch_index in _batches(len(train), settings.sections_per_step, settings.seed, epoch):
+        batch = collate_sections([train[i] for i in batch_index]).to(settings.device)
+        with autocast(settings.device, settings.precision):
+            output = model(batch)
+            terms = model.loss_terms(batch, output)
+        optimiser.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimiser.step()
+        losses.append(terms["loss"].item())
+    if settings.device.type == "cuda":
+        torch.cuda.synchronize(settings.device)
+    return losses
+
+
+def _validate(model, validation, settings: LoopSettings, state: _LoopState, record: dict[str, float]) -> None:
+    record["validation_loss"] = evaluate_loss(model, validation, settings)
+    if record["validation_loss"] < state.best["loss"] - settings.min_delta:
+        state.best = {
+            "loss": record["validation_loss"],
+            "epoch": record["epoch"],
+            "state": copy.deepcopy(model.state_dict()),
+        }
+        state.stale = 0
+    else:
+        state.stale += 1
+
+
+def _log_progress(settings: LoopSettings, record: dict[str, float]) -> None:
+    extra = f", validation {record['validation_loss']:.4f}" if "validation_loss" in record else ""
+    logger.info(
+        "%s: epoch %d/%d, train loss %.4f%s, %.1f s/epoch",
+        settings.label, record["epoch"], settings.epochs, record["train_loss"], extra, record["seconds"],
+    )  # fmt: skip
+
+
+def _fit(model, train, validation, settings: LoopSettings, checkpoints: _Checkpoints) -> LoopResult:
     device = settings.device
     model.to(device)
     optimiser = make_optimiser(model, settings)
     if settings.data_on_device:  # uint8 patches and the graphs stay on the device; batches are built there
         train, validation = examples_on(train, device), examples_on(validation, device)
-    history: list[dict[str, float]] = []
-    best = {"loss": math.inf, "epoch": 0, "state": None}
-    start_epoch, resumed_from = 1, None
-    stale = 0
-
-    saved = checkpoints.latest() if checkpoints is not None else None
-    if saved is not None and saved.get("fingerprint") != fingerprint:
-        logger.info(
-            "%s: checkpoints in %s are from another configuration; starting afresh", settings.label, checkpoints
-        )
-        checkpoints.clear()
-        saved = None
+    state = _LoopState()
+    saved = checkpoints.saved(settings.label)
     if saved is not None:
         model.load_state_dict(saved["model"])
         if saved.get("complete"):
-            logger.info("%s: already trained (%d epochs); reusing the stored result", settings.label, saved["epoch"])
             _release(optimiser)
-            model.load_state_dict(saved["kept"])
-            return LoopResult(
-                state_dict=saved["kept"],
-                history=saved["history"],
-                best_epoch=saved["best_epoch"],
-                stopped_early=saved["stopped_early"],
-                resumed_from=saved["epoch"],
-                peak_gpu_memory_mib=saved.get("peak_gpu_memory_mib"),
-                reused=True,
-            )
-        optimiser.load_state_dict(saved["optimiser"])
-        _restore_rng_state(saved["rng"])
-        history = saved["history"]
-        best = {"loss": saved["best_loss"], "epoch": saved["best_epoch"], "state": saved.get("best_state")}
-        stale = saved["stale"]
-        start_epoch = resumed_from = saved["epoch"] + 1
-        logger.info("%s: resuming after epoch %d from %s", settings.label, saved["epoch"], checkpoints)
-
+            return _reused(saved, model, settings)
+        state = _resumed(saved, optimiser, settings, checkpoints)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     progress_every = settings.progress_every or max(1, settings.epochs // 10)
-    stopped_early = False
     n_spots = sum(len(e.patches) for e in train)
-    for epoch in range(start_epoch, settings.epochs + 1):
-        model.train()
+    for epoch in range(state.start_epoch, settings.epochs + 1):
         started = time.perf_counter()
-        losses = []
-        for batch_index in _batches(len(train), settings.sections_per_step, settings.seed, epoch):
-            batch = collate_sections([train[i] for i in batch_index]).to(device)
-            with autocast(device, settings.precision):
-                output = model(batch)
-                terms = model.loss_terms(batch, output)
-            optimiser.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimiser.step()
-            losses.append(terms["loss"].item())
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        losses = _train_epoch(model, optimiser, train, settings, epoch)
         seconds = time.perf_counter() - started
-        record = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
-            "seconds": seconds,
-            "spots_per_second": n_spots / seconds,
-        }
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": seconds,
+                  "spots_per_second": n_spots / seconds}  # fmt: skip
         if validation:
-            record["validation_loss"] = evaluate_loss(model, validation, settings)
-            if record["validation_loss"] < best["loss"] - settings.min_delta:
-                best = {"loss": record["validation_loss"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-                stale = 0
-            else:
-                stale += 1
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
+            _validate(model, validation, settings, state, record)
+        state.history.append(record)
         if epoch % progress_every == 0 or epoch == settings.epochs:
-            extra = f", validation {record['validation_loss']:.4f}" if validation else ""
+            _log_progress(settings, record)
+        if validation and settings.patience is not None and state.stale >= settings.patience:
             logger.info(
-                "%s: epoch %d/%d, train loss %.4f%s, %.1f s/epoch",
-                settings.label, epoch, settings.epochs, record["train_loss"], extra, seconds,
-            )  # fmt: skip
-        if validation and settings.patience is not None and stale >= settings.patience:
-            logger.info("%s: early stop at epoch %d (best validation epoch %d)", settings.label, epoch, best["epoch"])
-            stopped_early = True
+                "%s: early stop at epoch %d (best validation epoch %d)", settings.label, epoch, state.best["epoch"]
+            )
+            state.stopped_early = True
             break
-        if checkpoints is not None and epoch % settings.checkpoint_every == 0 and epoch < settings.epochs:
-            checkpoints.save(
-                epoch,
-                {
-                    "fingerprint": fingerprint, "epoch": epoch, "complete": False,
-                    "model": model.state_dict(), "optimiser": optimiser.state_dict(), "rng": _cpu_rng_state(),
-                    "history": history, "best_loss": best["loss"], "best_epoch": best["epoch"],
-                    "best_state": best["state"], "stale": stale,
-                },
-            )  # fmt: skip
+        if epoch % settings.checkpoint_every == 0 and epoch < settings.epochs:
+            checkpoints.save(epoch, {
+                "complete": False, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                "rng": _cpu_rng_state(), "history": state.history, "best_loss": state.best["loss"],
+                "best_epoch": state.best["epoch"], "best_state": state.best["state"], "stale": state.stale,
+            })  # fmt: skip
+    return _finish(model, optimiser, bool(validation), settings, checkpoints, state)
 
-    use_best = bool(validation) and settings.patience is not None and best["state"] is not None
-    kept = best["state"] if use_best else model.state_dict()
-    best_epoch = best["epoch"] if use_best else history[-1]["epoch"]
+
+def _finish(
+    model, optimiser, validated: bool, settings: LoopSettings, checkpoints: _Checkpoints, state: _LoopState
+) -> LoopResult:
+    """Keep the best (early stopping) or last weights, write the completed checkpoint."""
+    device = settings.device
+    use_best = validated and settings.patience is not None and state.best["state"] is not None
+    kept = state.best["state"] if use_best else model.state_dict()
+    best_epoch = state.best["epoch"] if use_best else state.history[-1]["epoch"]
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     kept = {k: v.detach().cpu() for k, v in kept.items()}
-    if checkpoints is not None:
-        checkpoints.save(
-            history[-1]["epoch"],
-            {
-                "fingerprint": fingerprint, "epoch": history[-1]["epoch"], "complete": True,
-                "model": kept, "kept": kept, "history": history, "best_epoch": best_epoch,
-                "stopped_early": stopped_early, "peak_gpu_memory_mib": peak,
-            },
-        )  # fmt: skip
+    checkpoints.save(state.history[-1]["epoch"], {
+        "complete": True, "model": kept, "kept": kept, "history": state.history, "best_epoch": best_epoch,
+        "stopped_early": state.stopped_early, "peak_gpu_memory_mib": peak,
+    })  # fmt: skip
     model.load_state_dict(kept)
     _release(optimiser)
-    return LoopResult(kept, history, best_epoch, stopped_early, resumed_from, peak)
+    return LoopResult(kept, state.history, best_epoch, state.stopped_early, state.resumed_from, peak)
 
 
 def _release(optimiser: torch.optim.Optimizer | StepInBackward) -> None:

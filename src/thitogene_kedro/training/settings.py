@@ -37,4 +37,3 @@ class CrossValidationParams(_Strict):
         if isinstance(value, str) and value != "all":
             return value.split()
         return value
-

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from thitogene_kedro.pipelines.evaluation.nodes import compare_models, evaluate_fold, model_label, summarise_evaluation
+from thitogene_kedro.datasets import EarlierRunsDataset
+from thitogene_kedro.metrics import score_held_out
+from thitogene_kedro.pipelines.evaluation.nodes import compare_models, model_label, summarise_evaluation
 from thitogene_kedro.pipelines.evaluation.params import EvaluationParams
 from thitogene_kedro.pipelines.training.params import TrainingParams
 
@@ -36,11 +38,9 @@ OBSERVED = np.array([[1.0, 0.0, 2.0], [2.0, 0.0, 4.0], [3.0, 0.0, 5.0], [4.0, 0.
 PREDICTED = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 1.0], [3.0, 3.0, 1.0], [4.0, 4.0, 1.0]])  # G1 perfect, G2/G3 NaN
 
 
-def test_evaluate_fold_scores_each_section_and_gene():
-    model = {"training_gene_means": [0.1, 0.5, 0.9]}  # G3, then G2, are the most expressed in training
-    sections, genes = evaluate_fold(
-        predictions("fold_A", {"A": (PREDICTED, OBSERVED)}), model, EvaluationParams(top_expressed=2)
-    )
+def test_held_out_scores_per_section_and_gene():
+    means = [0.1, 0.5, 0.9]  # G3, then G2, are the most expressed in training
+    sections, genes = score_held_out(predictions("fold_A", {"A": (PREDICTED, OBSERVED)}), means, top_expressed=2)
     row = sections.iloc[0]
     assert (row["section"], row["spots"], row["genes_nan_pcc"]) == ("A", 4, 2)
     assert row["pcc_mean"] == pytest.approx(1 / 3) and row["pcc_mean_nan_dropped"] == pytest.approx(1.0)
@@ -55,9 +55,7 @@ def test_summary_and_gene_ranking_over_folds():
     for fold in ("fold_A", "fold_B", "fold_C"):
         observed = rng.normal(size=(30, 3))
         predicted = observed * [1.0, 0.3, 0.0] + rng.normal(size=(30, 3))
-        tables += evaluate_fold(
-            predictions(fold, {fold[-1]: (predicted, observed)}), {"training_gene_means": [1, 2, 3]}, EvaluationParams()
-        )
+        tables += score_held_out(predictions(fold, {fold[-1]: (predicted, observed)}), [1, 2, 3], top_expressed=50)
     training = TrainingParams(model={"name": "histogene", "preset": "small"})
     sections, summary, genes, metrics = summarise_evaluation(EvaluationParams(), training, *tables)
     assert sections["model"].unique().tolist() == ["histogene/small"] and len(sections) == 3
@@ -87,15 +85,20 @@ def test_comparison_pairs_sections_with_an_earlier_run_and_tests_them():
     with mlflow.start_run(experiment_id=experiment.experiment_id) as old:
         mlflow.set_tag("data_source", "synthetic")
         mlflow.log_text(earlier.to_csv(index=False), "evaluation/sections.csv")
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as other:
+        mlflow.set_tag("data_source", "her2st")  # another protocol: loaded, never compared
+        mlflow.log_text(earlier.assign(model="hist2st/small").to_csv(index=False), "evaluation/sections.csv")
     current = sections.assign(model="thitogene/small", pcc_top_expressed=0.0, mse=1.0)
     with mlflow.start_run(experiment_id=experiment.experiment_id):
         mlflow.set_tag("data_source", "synthetic")
-        scores, tests = compare_models(current, EvaluationParams())
+        earlier_runs = EarlierRunsDataset().load()  # the real MLflow store, read by the dataset
+    assert set(earlier_runs.tables["run_id"]) == {old.info.run_id, other.info.run_id}
+    scores, tests = compare_models(current, earlier_runs, EvaluationParams())
     assert set(scores["model"]) == {"thitogene/small", "histogene/small"}
     row = tests.iloc[0]
     expected = stats.wilcoxon(current["pcc_mean"] - earlier["pcc_mean"])
     assert (row["versus"], row["sections"], row["wins"]) == ("histogene/small", 6, 6)
     assert row["wilcoxon_p"] == pytest.approx(expected.pvalue) and row["mean_difference"] == pytest.approx(0.08)
     assert old.info.run_id in set(scores["run_id"])
-    _, none = compare_models(current, EvaluationParams(compare={"runs": "none"}))
+    _, none = compare_models(current, earlier_runs, EvaluationParams(compare={"runs": "none"}))
     assert none.empty

@@ -9,12 +9,11 @@ import tifffile
 from PIL import Image
 
 from tests.conftest import C3_WINDOW, HER2ST_REAL
-from thitogene_kedro.models import build_model
+from thitogene_kedro.models import ModelSpec, build_model
 from thitogene_kedro.models.pyfunc import SpotExpressionPredictor
 from thitogene_kedro.pipelines.inference.nodes import (
     cut_slide_patches,
     grid_spots,
-    metadata_mpp,
     otsu_threshold,
     prepare_spots,
     tissue_mask,
@@ -24,6 +23,19 @@ from thitogene_kedro.sections.her2st import image_path, read_spot_table
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
 from thitogene_kedro.sections.tiff_slide import TiledTiffSlide, open_slide
+from thitogene_kedro.training.artefacts import InputSettings, TrainedModel
+from thitogene_kedro.training.folds import Fold
+
+
+def small_predictor(inputs: InputSettings | None = None) -> SpotExpressionPredictor:
+    """A randomly initialised small THItoGene for four genes, packaged as the registry stores it."""
+    spec = ModelSpec(name="thitogene", preset="small")
+    trained = TrainedModel(
+        spec=spec, genes=["A", "B", "C", "D"], fold=Fold(name="final", test=(), train=("S",)),
+        inputs=inputs or InputSettings(), state_dict=build_model(spec, 4).state_dict(),
+    )  # fmt: skip
+    return SpotExpressionPredictor(trained, "test")
+
 
 MPP = 0.687  # her2st µm per pixel (291 px between spots 200 µm apart)
 
@@ -60,8 +72,11 @@ def test_a_slide_scanned_at_half_resolution_gets_the_same_patches(tmp_path):
     inside = spots[
         (spots > 120).all(axis=1) & (spots["pixel_x"] < full.width - 120) & (spots["pixel_y"] < full.height - 120)
     ]
-    at_full = cut_slide_patches(SlideImage(tmp_path / "full.png"), inside, {"patch_px": 112, "patch_size": 112})
-    at_half = cut_slide_patches(SlideImage(tmp_path / "half.png"), inside / 2, {"patch_px": 56, "patch_size": 112})
+    model = {"predictor": small_predictor()}
+    at_full = cut_slide_patches(SlideImage(tmp_path / "full.png"), inside, {"patch_px": 112, "patch_size": 112}, model)
+    at_half = cut_slide_patches(
+        SlideImage(tmp_path / "half.png"), inside / 2, {"patch_px": 56, "patch_size": 112}, model
+    )
     assert at_half.shape == at_full.shape == (len(inside), 112, 112, 3)
     correlation = np.corrcoef(at_full.astype(float).ravel(), at_half.astype(float).ravel())[0, 1]
     assert correlation > 0.9
@@ -99,7 +114,7 @@ def test_tiled_tiff_is_read_tile_by_tile_like_the_whole_image(tmp_path):
     reference = np.asarray(Image.fromarray(pixels).resize(thumbnail.shape[1::-1], Image.Resampling.BILINEAR))
     assert thumbnail.shape[2] == 3 and max(thumbnail.shape[:2]) == 400
     assert np.corrcoef(thumbnail.astype(float).ravel(), reference.astype(float).ravel())[0, 1] > 0.98
-    assert metadata_mpp(path) == pytest.approx(MPP)
+    assert open_slide(path).metadata_mpp() == pytest.approx(MPP)
     slide.close()
 
 
@@ -113,12 +128,6 @@ def test_a_file_that_is_not_a_tiff_is_named(tmp_path):
 def test_a_slide_without_tissue_is_an_error(tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (600, 500), (245, 245, 245)).save(blank)
-    model = build_model({"name": "thitogene", "preset": "small"}, 4)
-    artifact = {
-        "model": {"name": "thitogene", "preset": "small", "overrides": {}},
-        "genes": ["A", "B", "C", "D"],
-        "state_dict": model.state_dict(),
-    }
-    predictor = SpotExpressionPredictor(artifact, "test", {"k": 4, "self_loops": False, "symmetric": False})
+    predictor = small_predictor()
     with pytest.raises(SectionDataError, match="blank.png.*no tissue found"):
         prepare_spots(SlideImage(blank), None, {"predictor": predictor}, InferenceParams(training_mpp=1.0))

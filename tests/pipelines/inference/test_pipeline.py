@@ -16,8 +16,10 @@ import anndata as ad
 import mlflow
 import numpy as np
 import pytest
+from kedro.io import DatasetError
 
 from tests.conftest import kedro_session
+from thitogene_kedro.sections.schema import SectionDataError
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +43,7 @@ def test_given_spots_reproduce_the_model_on_the_training_data_path(trained):
     assert predicted.uns["slide"]["spots_from"] == "table" and predicted.obsm["spatial"].shape == (predicted.n_obs, 2)
 
     # the same spots through the data pipelines' patches and graph, straight into the registered model
-    patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npy")
+    patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npz")["patches"]
     graph = np.load(data / "04_feature" / "spot_graphs" / "SYN_A1.npz")
     model = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion")
     direct = model.predict({"patches": patches, "positions": graph["positions"], "edge_index": graph["edge_index"]})
@@ -56,19 +58,44 @@ def test_given_spots_reproduce_the_model_on_the_training_data_path(trained):
     assert grid.uns["slide"]["spots_from"] == "grid" and 100 < grid.n_obs < 200 and np.isfinite(grid.X).all()
 
 
+def test_inference_cuts_patches_the_way_the_model_was_trained(project_copy):
+    """Trained under non-default patching (transposed crops, black padding), the model is applied to a
+    slide with those settings although the run's own ``patching`` parameters are the defaults."""
+    patching = {"patching": {"orientation": "reference_transposed", "pad_value": 0}}
+    with kedro_session(project_copy, runtime_params={**FAST, **patching}) as session:
+        session.run(pipeline_names=["training"])
+    data = project_copy / "data"
+    spots = data / "01_raw" / "synthetic" / "data" / "ST-spotfiles" / "SYN_A1_selection.tsv"
+    with kedro_session(project_copy, plan=False, runtime_params={"inference": {"spots": str(spots)}}) as session:
+        session.run(pipeline_names=["inference"])
+    predicted = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
+    model = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion")
+    trained = model.unwrap_python_model().trained
+    assert trained.inputs.patching.orientation == "reference_transposed" and trained.inputs.patching.pad_value == 0
+    graph = np.load(data / "04_feature" / "spot_graphs" / "SYN_A1.npz")
+    stored = np.load(data / "04_feature" / "patches" / "SYN_A1.npz")["patches"]  # cut transposed by patching
+    direct = model.predict({"patches": stored, "positions": graph["positions"], "edge_index": graph["edge_index"]})
+    np.testing.assert_allclose(predicted[list(graph["spot_ids"])].X, direct.to_numpy(), rtol=1e-5, atol=1e-5)
+    standard = model.predict(
+        {"patches": np.ascontiguousarray(stored.transpose(0, 2, 1, 3)), "positions": graph["positions"],
+         "edge_index": graph["edge_index"]}
+    )  # fmt: skip
+    assert not np.allclose(predicted[list(graph["spot_ids"])].X, standard.to_numpy(), atol=1e-5)
+
+
 def test_bad_inputs_are_named(trained):
     not_an_image = trained / "slide.png"
     not_an_image.write_text("this is not an image")
     with kedro_session(trained, runtime_params={"inference": {"image": str(not_an_image)}}) as session:
-        with pytest.raises(Exception, match="slide.png"):
+        with pytest.raises(DatasetError, match="slide.png"):
             session.run(pipeline_names=["inference"])
     far = trained / "far.csv"
     far.write_text("spot_id,pixel_x,pixel_y\na,10,10\nb,99999,10\n")
     with kedro_session(trained, runtime_params={"inference": {"spots": str(far)}}) as session:
-        with pytest.raises(Exception, match="outside the"):
+        with pytest.raises(SectionDataError, match="outside the"):
             session.run(pipeline_names=["inference"])
     with kedro_session(trained, runtime_params={"inference": {"model": "models:/no_such_model@champion"}}) as session:
-        with pytest.raises(Exception, match="no_such_model"):
+        with pytest.raises(DatasetError, match="no_such_model"):
             session.run(pipeline_names=["inference"])
 
 
@@ -100,7 +127,7 @@ def test_registered_model_serves_predictions_over_rest(trained):
                     f"model server did not start: {server.stderr.read().decode()[-2000:] if server.poll() is not None else 'timeout'}"
                 )
             time.sleep(0.5)
-        patches = np.load(trained / "data" / "04_feature" / "patches" / "SYN_B1.npy")[:8]
+        patches = np.load(trained / "data" / "04_feature" / "patches" / "SYN_B1.npz")["patches"][:8]
         positions = np.load(trained / "data" / "04_feature" / "spot_graphs" / "SYN_B1.npz")["positions"][:8]
         body = json.dumps({"inputs": {"patches": patches.tolist(), "positions": positions.tolist()}}).encode()
         request = urllib.request.Request(

@@ -7,8 +7,8 @@ import pytest
 
 from tests.conftest import toy_section_tables, write_her2st_section
 from thitogene_kedro.datasets import SectionImagesDataset, SpatialSectionsDataset
-from thitogene_kedro.processing.patches import cut_patches, extract_section_patches, patch_origins
-from thitogene_kedro.processing.patches import PatchingParams
+from thitogene_kedro.pipelines.patching.nodes import extract_section_patches
+from thitogene_kedro.processing.patches import PatchingParams, cut_patches, patch_origins
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
 
@@ -58,7 +58,8 @@ def test_sections_without_image_are_skipped_and_runs_are_bit_identical(toy_her2s
         first, report = extract_section_patches(_sections(toy_her2st), images, PatchingParams(patch_size=32))
     second, _ = extract_section_patches(_sections(toy_her2st), images, PatchingParams(patch_size=32))
     assert list(first) == ["A1"]
-    assert first["A1"].tobytes() == second["A1"].tobytes()
+    assert first["A1"]["patches"].tobytes() == second["A1"]["patches"].tobytes()
+    assert first["A1"]["spot_ids"].tolist() == list(_sections(toy_her2st)["A1"]().obs_names)  # ids travel with patches
     assert "skipping section A2: it has no full-resolution image" in caplog.text
     assert report.set_index("section").loc["A2", "status"] == "skipped: no image"
     assert report.set_index("section").loc["A1", "n_spots"] == 16

@@ -10,14 +10,10 @@ from scipy import sparse
 
 from tests.conftest import HER2ST_REAL
 from thitogene_kedro.datasets import SpatialSectionsDataset
-from thitogene_kedro.pipelines.preprocessing.nodes import (
-    choose_sections,
-    gene_statistics,
-    normalise_counts,
-    normalise_section,
-    select_genes,
-)
-from thitogene_kedro.processing.normalisation import NormalisationParams, PreprocessingParams
+from thitogene_kedro.pipelines.preprocessing.nodes import gene_statistics, select_genes
+from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams, PreprocessingParams
+from thitogene_kedro.processing.normalisation import normalise_counts, normalise_section
+from thitogene_kedro.sections.choice import choose_sections
 from thitogene_kedro.sections.her2st import PAPER_SECTIONS
 from thitogene_kedro.sections.schema import SectionDataError, build_section
 
@@ -68,9 +64,9 @@ def test_missing_selected_gene_is_an_error():
 
 def test_choose_sections_refuses_unknown_names():
     loaders = {"A1": lambda: None, "A2": lambda: None}
-    assert list(choose_sections(loaders, PreprocessingParams(sections=["A2"]))) == ["A2"]
+    assert list(choose_sections(loaders, ["A2"])) == ["A2"]
     with pytest.raises(ValueError, match=r"section\(s\) \['Z9'\]"):
-        choose_sections(loaders, PreprocessingParams(sections=["A1", "Z9"]))
+        choose_sections(loaders, ["A1", "Z9"])
 
 
 def _hvg_sections():
@@ -127,7 +123,7 @@ def test_targets_are_sparse_counts_in_layers():
 def test_paper_sections_are_the_reference_list_minus_absent_ones(caplog):
     sections = SpatialSectionsDataset("her2st", str(HER2ST_REAL)).load()
     with caplog.at_level("WARNING"):
-        chosen = choose_sections(sections, PreprocessingParams(sections="paper"))
+        chosen = choose_sections(sections, "paper")
     expected = [s for s in PAPER_SECTIONS if (HER2ST_REAL / "data" / "ST-cnts" / f"{s}.tsv.gz").exists()]
     assert list(chosen) == expected and expected[0] == "A2" and "A1" not in chosen
     absent = [s for s in PAPER_SECTIONS if s not in expected]
@@ -137,7 +133,7 @@ def test_paper_sections_are_the_reference_list_minus_absent_ones(caplog):
 def test_paper_sections_need_a_published_list(tmp_path):
     synthetic = SpatialSectionsDataset("synthetic", str(tmp_path), {"n_patients": 1, "sections_per_patient": 2}).load()
     with pytest.raises(ValueError, match="needs a her2st or cSCC source"):
-        choose_sections(synthetic, PreprocessingParams(sections="paper"))
+        choose_sections(synthetic, "paper")
 
 
 def test_genes_absent_from_a_held_out_section_can_count_as_zero(caplog):

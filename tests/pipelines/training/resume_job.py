@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from tests.models.conftest import grid_section
-from thitogene_kedro.training.checkpoints import CheckpointStore
 from thitogene_kedro.models import build_model
+from thitogene_kedro.training.checkpoints import CheckpointStore
 from thitogene_kedro.training.loop import LoopResult, LoopSettings, fit, seed_everything
 
 SECTIONS = [

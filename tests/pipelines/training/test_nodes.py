@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
-from thitogene_kedro.training.folds import Fold
 from thitogene_kedro.pipelines.training.nodes import select_fold_genes
+from thitogene_kedro.training.folds import Fold
 
 PARAMS = PreprocessingParams(gene_selection={"method": "hvg_cut", "min_spots_expressed": 10})
 GENES = ["G1", "G2", "G3", "LEAK"]
@@ -24,14 +24,14 @@ STATISTICS = {
 
 
 def test_fold_genes_ignore_the_test_section():
-    fold = Fold("fold_T", test=("T",), train=("A", "B"), unseen=("T",)).to_dict()
+    fold = Fold(name="fold_T", test=("T",), train=("A", "B"), unseen=("T",))
     genes = select_fold_genes(STATISTICS, None, fold, PARAMS)
     assert genes["gene"].tolist() == ["G1", "G2"]
-    final = Fold("final", test=(), train=("A", "B", "T")).to_dict()
+    final = Fold(name="final", test=(), train=("A", "B", "T"))
     assert "LEAK" in select_fold_genes(STATISTICS, None, final, PARAMS)["gene"].tolist()  # it would leak
 
 
 def test_a_gene_list_file_is_used_as_is():
-    fold = Fold("fold_T", test=("T",), train=("A",), unseen=("T",)).to_dict()
+    fold = Fold(name="fold_T", test=("T",), train=("A",), unseen=("T",))
     genes = select_fold_genes({}, ["G2", "G1"], fold, PreprocessingParams(gene_selection={"method": "auto"}))
     assert genes["gene"].tolist() == ["G2", "G1"]

@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
 from tests.pipelines.training.killing import kill_after_checkpoint
-from thitogene_kedro.training.checkpoints import CheckpointStore
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
+from thitogene_kedro.sections.schema import SectionDataError
+from thitogene_kedro.training.checkpoints import CheckpointStore
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +75,7 @@ def test_training_records_folds_and_registers_a_loadable_model(project_copy):
     predictor = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion")
 
     data = project_copy / "data"
-    patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npy")
+    patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npz")["patches"]
     graph = np.load(data / "04_feature" / "spot_graphs" / "SYN_A1.npz")
     table = predictor.predict({"patches": patches, "positions": graph["positions"]})
     final = torch.load(data / "06_models" / "final" / "model.pt", weights_only=True)
@@ -90,9 +92,10 @@ def test_training_records_folds_and_registers_a_loadable_model(project_copy):
 def test_no_test_section_reaches_a_folds_training_inputs(project_copy):
     with kedro_session(project_copy, runtime_params=FAST) as session:
         session.run(pipeline_names=["training"])
+    plan = yaml.safe_load((project_copy / "conf" / "local" / "parameters_folds.yml").read_text())["folds"]
+    planned = {f["name"]: f for f in plan["folds"]}
     for fold in ("fold_SYN_A1", "fold_SYN_B1"):
-        folder = project_copy / "data" / "03_primary" / "folds" / fold
-        definition = json.loads((folder / "fold.json").read_text())
+        definition = planned[fold]
         summary = json.loads((project_copy / "data" / "08_reporting" / fold / "training_summary.json").read_text())
         assert definition["test"] == [fold[5:]] and fold[5:] not in definition["train"] + definition["validation"]
         assert summary["fold"] == definition
@@ -108,11 +111,12 @@ def test_a_failing_fold_stops_the_run_and_keeps_stored_results(project_copy):
         p: digest(p)
         for p in [data / "06_models" / "fold_SYN_A1" / "model.pt", data / "06_models" / "final" / "model.pt"]
     }
-    patches = data / "04_feature" / "patches" / "SYN_B1.npy"
-    np.save(patches, np.load(patches)[:-3])  # bad data: three patches fewer than spots
+    patches = data / "04_feature" / "patches" / "SYN_B1.npz"
+    stored = dict(np.load(patches))
+    np.savez(patches, patches=stored["patches"][:-3], spot_ids=stored["spot_ids"][:-3])  # three spots lack a patch
 
     with kedro_session(project_copy, runtime_params=FAST) as session:
-        with pytest.raises(Exception, match=r"SYN_B1.*patches but .* spots"):
+        with pytest.raises(SectionDataError, match=r"SYN_B1.*no patch for spots .* rerun patching"):
             session.run(pipeline_names=["training"], namespaces=["fold_SYN_B1"])
     assert latest_run().info.status == "FAILED"
     assert {p: digest(p) for p in kept} == kept
@@ -126,6 +130,8 @@ def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_c
     )
     kedro = Path(sys.executable).with_name("kedro")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    subprocess.run([str(kedro), "folds", "plan", "--params", params], cwd=project_copy, env=env, check=True,
+                   capture_output=True)  # fmt: skip
     job = subprocess.Popen(
         [str(kedro), "run", "--pipelines", "training", "--params", params],
         cwd=project_copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -145,7 +151,8 @@ def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_c
         fold: json.loads((project_copy / "data" / "08_reporting" / fold / "training_summary.json").read_text())
         for fold in ("fold_SYN_A1", "fold_SYN_B1")
     }
-    assert summaries["fold_SYN_A1"]["resumed_from_epoch"] == 20  # finished: reused, not retrained
+    assert summaries["fold_SYN_A1"]["reused_finished_fold"] and summaries["fold_SYN_A1"]["resumed_from_epoch"] is None
+    assert not summaries["fold_SYN_B1"]["reused_finished_fold"]
     assert summaries["fold_SYN_B1"]["resumed_from_epoch"] == interrupted_at + 1
     assert summaries["fold_SYN_B1"]["epochs_run"] == 20
 
@@ -162,7 +169,7 @@ def test_training_on_real_her2st_sections(project_copy, monkeypatch):
     with kedro_session(project_copy, env="her2st", runtime_params=params) as session:
         session.run(pipeline_names=["training"])
     data = project_copy / "data"
-    fold = json.loads((data / "03_primary" / "folds" / "fold_C3" / "fold.json").read_text())
+    fold = json.loads((data / "08_reporting" / "fold_C3" / "training_summary.json").read_text())["fold"]
     assert fold["test"] == ["C3"] and sorted(fold["train"]) == ["B4", "C2"]  # A2 has no image here
     scores = pd.read_csv(data / "08_reporting" / "fold_C3" / "test_scores.csv")
     assert scores["spots"].tolist() == [180] and scores["genes"].tolist() == [785]
@@ -186,7 +193,7 @@ def test_training_on_real_her2st_sections(project_copy, monkeypatch):
     model = mlflow.pyfunc.load_model("models:/her2st_thitogene@champion")
     direct = model.predict(
         {
-            "patches": np.load(data / "04_feature" / "patches" / "C3.npy"),
+            "patches": np.load(data / "04_feature" / "patches" / "C3.npz")["patches"],
             "positions": graph["positions"],
             "edge_index": graph["edge_index"],
         }

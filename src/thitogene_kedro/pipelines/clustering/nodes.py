@@ -44,6 +44,49 @@ def cluster_expression(matrix: np.ndarray, spatial: np.ndarray, k: int, params: 
     return data.obs["leiden"].astype(int).to_numpy()
 
 
+def predicted_by_section(test_predictions: tuple[ad.AnnData, ...]) -> dict[str, pd.DataFrame]:
+    """Held-out predictions per section, spots × genes, indexed by the section's own spot ids."""
+    predicted = {}
+    for adata in test_predictions:
+        for section in pd.unique(adata.obs["section"]):
+            part = adata[adata.obs["section"] == section]
+            predicted[section] = pd.DataFrame(
+                np.asarray(part.X), index=part.obs["spot"].astype(str).to_numpy(), columns=part.var_names
+            )
+    return predicted
+
+
+def cluster_section(
+    section: str, observed: ad.AnnData, predicted: pd.DataFrame | None, params: ClusteringParams
+) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """One annotated section clustered from observed and, where it exists, predicted expression."""
+    from sklearn.metrics import adjusted_rand_score  # noqa: PLC0415 - see cluster_expression
+
+    labels = observed.obs["label"].astype("string")
+    keep = labels.notna() & ~labels.isin(params.ignore_labels)
+    observed = observed[keep.to_numpy()]
+    truth = labels[keep].astype(str).to_numpy()
+    k, spatial = len(np.unique(truth)), np.asarray(observed.obsm["spatial"])
+    table = pd.DataFrame(
+        {"section": section, "spot": observed.obs_names, "label": truth, "x": spatial[:, 0], "y": spatial[:, 1]}
+    )
+    rows, sources = [], {"observed": np.asarray(observed.X)}
+    if predicted is not None:
+        sources["predicted"] = predicted.reindex(observed.obs_names).to_numpy()
+    else:
+        reason = "no held-out prediction: the section has no image or is in no fold's test set"
+        rows.append({"section": section, "source": "predicted", "k": k, "spots": len(truth), "ari": np.nan,
+                     "note": reason})  # fmt: skip
+        logger.info("Clustering %s: observed expression only (%s)", section, reason)
+    for source, matrix in sources.items():
+        clusters = cluster_expression(matrix, spatial, k, params)
+        ari = round(float(adjusted_rand_score(truth, clusters)), 3)
+        rows.append({"section": section, "source": source, "k": k, "spots": len(truth), "ari": ari,
+                     "note": params.method})  # fmt: skip
+        table[f"cluster_{source}"] = clusters
+    return rows, table
+
+
 def cluster_sections(
     preprocessed_sections: Mapping[str, Callable[[], ad.AnnData]],
     params: ClusteringParams,
@@ -56,49 +99,19 @@ def cluster_sections(
         k and spots, or the reason there is no predicted expression; per spot the label and the
         cluster of each source; the ARIs as MLflow metrics.
     """
-    from sklearn.metrics import adjusted_rand_score  # noqa: PLC0415 - see cluster_expression
-
     params = ClusteringParams.model_validate(params)
-    predicted = {}
-    for adata in test_predictions:
-        for section in pd.unique(adata.obs["section"]):
-            part = adata[adata.obs["section"] == section]
-            predicted[section] = pd.DataFrame(
-                np.asarray(part.X), index=[name.split(":", 1)[1] for name in part.obs_names], columns=part.var_names
-            )
+    predicted = predicted_by_section(test_predictions)
     rows, assignments = [], []
     names = list(preprocessed_sections) if params.sections == "annotated" else list(params.sections)
     for section in names:
         observed = preprocessed_sections[section]()  # read once: label check and clustering
         labels = observed.obs["label"].astype("string")
-        keep = labels.notna() & ~labels.isin(params.ignore_labels)
-        if not keep.any():
+        if not (labels.notna() & ~labels.isin(params.ignore_labels)).any():
             if params.sections == "annotated":
                 continue
             raise ValueError(f"clustering.sections lists section {section}, whose spots carry no usable label")
-        observed = observed[keep.to_numpy()]
-        truth = labels[keep].astype(str).to_numpy()
-        k = len(np.unique(truth))
-        spatial = np.asarray(observed.obsm["spatial"])
-        table = pd.DataFrame(
-            {"section": section, "spot": observed.obs_names, "label": truth, "x": spatial[:, 0], "y": spatial[:, 1]}
-        )
-        sources = {"observed": np.asarray(observed.X)}
-        if section in predicted:
-            sources["predicted"] = predicted[section].reindex(observed.obs_names).to_numpy()
-        else:
-            reason = "no held-out prediction: the section has no image or is in no fold's test set"
-            rows.append(
-                {"section": section, "source": "predicted", "k": k, "spots": len(truth), "ari": np.nan, "note": reason}
-            )
-            logger.info("Clustering %s: observed expression only (%s)", section, reason)
-        for source, matrix in sources.items():
-            clusters = cluster_expression(matrix, spatial, k, params)
-            ari = round(float(adjusted_rand_score(truth, clusters)), 3)
-            rows.append(
-                {"section": section, "source": source, "k": k, "spots": len(truth), "ari": ari, "note": params.method}
-            )
-            table[f"cluster_{source}"] = clusters
+        section_rows, table = cluster_section(section, observed, predicted.get(section), params)
+        rows += section_rows
         assignments.append(table)
     scores = pd.DataFrame(rows, columns=["section", "source", "k", "spots", "ari", "note"])
     for row in scores.dropna(subset=["ari"]).itertuples():

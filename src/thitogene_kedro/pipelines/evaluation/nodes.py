@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import anndata as ad
-import mlflow
 import numpy as np
 import pandas as pd
 
+from thitogene_kedro.datasets.earlier_runs_dataset import EarlierRuns
 from thitogene_kedro.metrics import paired_comparison, pearson_with_p
 from thitogene_kedro.pipelines.evaluation.params import EvaluationParams
 from thitogene_kedro.pipelines.training.params import TrainingParams
@@ -80,53 +80,23 @@ def summarise_evaluation(
     return sections, summary, per_gene, metrics
 
 
-def _same_protocol_runs(current: mlflow.entities.Run | None, experiment_id: str) -> list[mlflow.entities.Run]:
-    if current is None:
-        return []
-    tags, params = current.data.tags, current.data.params
-    keys = ["training.cv.scheme", "training.cv.folds", "preprocessing.sections", "training.cv.held_out_sections"]
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id], filter_string="attributes.status = 'FINISHED'", output_format="list",
-        order_by=["attributes.start_time DESC"],
-    )  # fmt: skip
-    return [
-        run
-        for run in runs
-        if run.data.tags.get("data_source") == tags.get("data_source")
-        and run.data.tags.get("sections") == tags.get("sections")
-        and all(run.data.params.get(k) == params.get(k) for k in keys)
-    ]
-
-
-def earlier_results(compare: list[str] | str) -> pd.DataFrame:
-    """Per-section scores of earlier runs to compare with (see ``ComparisonParams``)."""
-    active = mlflow.active_run()
-    current = mlflow.get_run(active.info.run_id) if active else None
-    if compare == "none" or (compare == "same_protocol" and current is None):
+def earlier_results(earlier: EarlierRuns, compare: list[str] | str) -> pd.DataFrame:
+    """Per-section scores of the earlier runs to compare with (see ``ComparisonParams``)."""
+    tables = earlier.tables
+    if compare == "none" or tables.empty or (compare == "same_protocol" and earlier.current is None):
         return pd.DataFrame()
-    if compare == "same_protocol":
-        runs = _same_protocol_runs(current, current.info.experiment_id)
-    else:
-        runs = [mlflow.get_run(run_id) for run_id in compare]
-    tables, seen = [], set()
-    for run in runs:
-        if current is not None and run.info.run_id == current.info.run_id:
-            continue
-        try:
-            path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="evaluation/sections.csv")
-        except Exception:  # noqa: BLE001 - runs without an evaluation (e.g. training only) are skipped
-            logger.info("Run %s has no evaluation/sections.csv; not compared", run.info.run_id)
-            continue
-        table = pd.read_csv(path)
-        label = str(table["model"].iloc[0])
-        if compare == "same_protocol" and label in seen:
-            continue  # the latest run per model configuration
-        seen.add(label)
-        tables.append(table.assign(run_id=run.info.run_id))
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if compare != "same_protocol":
+        return tables[tables["run_id"].isin(list(compare))].reset_index(drop=True)
+    protocol = [c for c in tables.columns if c.startswith(("param:", "tag:"))]
+    same = (tables[protocol].fillna("") == pd.Series(earlier.current).reindex(protocol).fillna("")).all(axis=1)
+    same_protocol = tables[same]
+    latest = same_protocol.drop_duplicates("model")["run_id"]  # newest first: the latest run per model configuration
+    return same_protocol[same_protocol["run_id"].isin(latest)].reset_index(drop=True)
 
 
-def compare_models(sections: pd.DataFrame, evaluation: EvaluationParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare_models(
+    sections: pd.DataFrame, earlier_runs: EarlierRuns, evaluation: EvaluationParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """This run's per-section scores next to earlier runs' under the same protocol.
 
     Returns:
@@ -135,9 +105,8 @@ def compare_models(sections: pd.DataFrame, evaluation: EvaluationParams) -> tupl
         two-sided Wilcoxon signed-rank test (exact for small samples).
     """
     evaluation = EvaluationParams.model_validate(evaluation)
-    active = mlflow.active_run()
-    current = sections.assign(run_id=active.info.run_id if active else "this run")
-    others = earlier_results(evaluation.compare.runs)
+    current = sections.assign(run_id=earlier_runs.current_run_id or "this run")
+    others = earlier_results(earlier_runs, evaluation.compare.runs)
     scores = pd.concat([current, others], ignore_index=True) if not others.empty else current
     scores = scores[["model", "run_id", "fold", "section", "pcc_mean", "pcc_top_expressed", "mse"]]
     this = str(current["model"].iloc[0])
@@ -206,36 +175,36 @@ def plot_spatial_maps(
                 observed,
                 predicted,
                 dict(zip(top, r, strict=True)),
-                image,
-                scale,
+                (image, scale),
             )
     return figures
 
 
-def write_report(
-    evaluation_summary: pd.DataFrame,
-    evaluation_sections: pd.DataFrame,
-    evaluation_genes: pd.DataFrame,
-    model_comparison: pd.DataFrame,
-    clustering_scores: pd.DataFrame,
-    pcc_boxplot: Any,
-    model_bars: Any,
-    training_curves: Any,
-    spatial_maps: Mapping[str, Any],
-    cluster_maps: Mapping[str, Any],
-    training: TrainingParams,
-) -> str:
-    """The run's tables and figures as one self-contained HTML page (``08_reporting/report.html``)."""
+REPORT_TABLES = {
+    "evaluation_summary": "Summary over held-out sections",
+    "evaluation_sections": "Held-out sections",
+    "evaluation_genes": "Genes ranked by mean -log10 p",
+    "model_comparison": "Comparison with earlier runs (paired by section)",
+    "clustering_scores": "Clustering (ARI against the annotation)",
+}
+REPORT_FIGURES = {
+    "pcc_boxplot_plot": "PCC per held-out section",
+    "model_bars_plot": "Models and ablations",
+    "training_curves_plot": "Training curves",
+}
+REPORT_FIGURE_FOLDERS = {"spatial_maps": "Spatial maps", "cluster_maps": "Clusters"}
+
+
+def write_report(training: TrainingParams, **parts: Any) -> str:
+    """The run's tables and figures as one self-contained HTML page (``08_reporting/report.html``).
+
+    ``parts`` are the datasets named in :data:`REPORT_TABLES`, :data:`REPORT_FIGURES` and
+    :data:`REPORT_FIGURE_FOLDERS` (the node passes each under its dataset name).
+    """
     from thitogene_kedro.pipelines.evaluation.report import build_report  # noqa: PLC0415
 
     label = model_label(training)
-    tables = {
-        "Summary over held-out sections": evaluation_summary,
-        "Held-out sections": evaluation_sections,
-        "Genes ranked by mean -log10 p": evaluation_genes,
-        "Comparison with earlier runs (paired by section)": model_comparison,
-        "Clustering (ARI against the annotation)": clustering_scores,
-    }
+    tables = {title: parts[name] for name, title in REPORT_TABLES.items()}
     notes = {
         "Summary over held-out sections": (
             "PCC per gene across a section's spots; constant predictions or targets give NaN, counted in "
@@ -244,11 +213,7 @@ def write_report(
         ),
         "Comparison with earlier runs (paired by section)": "two-sided Wilcoxon signed-rank test of per-section mean PCC",
     }
-    figures = {
-        "PCC per held-out section": pcc_boxplot,
-        "Models and ablations": model_bars,
-        "Training curves": training_curves,
-    }
-    figures |= {f"Spatial maps {k}": v for k, v in sorted(spatial_maps.items())}
-    figures |= {f"Clusters {k}": v for k, v in sorted(cluster_maps.items())}
+    figures = {title: parts[name] for name, title in REPORT_FIGURES.items()}
+    for name, title in REPORT_FIGURE_FOLDERS.items():
+        figures |= {f"{title} {k}": v for k, v in sorted(parts[name].items())}
     return build_report(f"thitogene-kedro run: {label}", tables, figures, notes)

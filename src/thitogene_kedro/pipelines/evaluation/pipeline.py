@@ -29,7 +29,7 @@ def create_pipeline(folds: list[Fold] | tuple[Fold, ...] = (), **kwargs) -> Pipe
             ),
             Node(
                 nodes.compare_models,
-                ["evaluation_sections", "params:evaluation"],
+                ["evaluation_sections", "earlier_runs", "params:evaluation"],
                 ["model_scores", "model_comparison"],
                 name="compare_models",
             ),
@@ -67,11 +67,10 @@ def create_reporting_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.write_report,
-                [
-                    "evaluation_summary", "evaluation_sections", "evaluation_genes", "model_comparison",
-                    "clustering_scores", "pcc_boxplot_plot", "model_bars_plot", "training_curves_plot", "spatial_maps",
-                    "cluster_maps", "params:training",
-                ],
+                {
+                    "training": "params:training",
+                    **{name: name for name in [*nodes.REPORT_TABLES, *nodes.REPORT_FIGURES, *nodes.REPORT_FIGURE_FOLDERS]},
+                },
                 "report",
                 name="write_report",
             )

@@ -38,8 +38,6 @@ def image_mpp(image: SlideImage, params: InferenceParams) -> float:
     return params.training_mpp
 
 
-
-
 def otsu_threshold(values: np.ndarray) -> float:
     """Otsu's threshold of 8-bit values."""
     histogram = np.bincount(np.clip(values.ravel(), 0, 255).astype(np.int64), minlength=256).astype(np.float64)
@@ -96,6 +94,35 @@ def grid_spots(mask: np.ndarray, scale: float, pitch_px: float, density: int) ->
     return spots
 
 
+def slide_spots(
+    image: SlideImage, given: pd.DataFrame | None, pitch_px: float, params: InferenceParams
+) -> tuple[pd.DataFrame, str]:
+    """The given spots (array coordinates derived from the pitch where missing), or a grid over the tissue."""
+    if given is None:
+        thumbnail, scale = image.thumbnail(params.tissue_max_px)
+        try:
+            return grid_spots(tissue_mask(thumbnail), scale, pitch_px, params.grid_density), "grid"
+        except ValueError as error:
+            raise SectionDataError(image.path, None, str(error)) from error
+    spots = given.copy()
+    if not {"array_x", "array_y"} <= set(spots.columns):
+        origin = spots[["pixel_x", "pixel_y"]].min().to_numpy()
+        grid = np.round((spots[["pixel_x", "pixel_y"]].to_numpy() - origin) / pitch_px).astype(np.int64) + 1
+        spots["array_x"], spots["array_y"] = grid[:, 0], grid[:, 1]
+    return spots, "table"
+
+
+def check_spots_inside(image: SlideImage, spots: pd.DataFrame) -> None:
+    """Raises SectionDataError naming the spots that lie outside the image."""
+    x, y = spots["pixel_x"], spots["pixel_y"]
+    outside = (x < 0) | (x >= image.width) | (y < 0) | (y >= image.height)
+    if outside.any():
+        raise SectionDataError(
+            image.path, None,
+            f"{int(outside.sum())} spot(s) lie outside the {image.width}×{image.height} image: {list(spots.index[outside][:5])}",
+        )  # fmt: skip
+
+
 def prepare_spots(
     inference_image: SlideImage,
     inference_spots: pd.DataFrame | None,
@@ -110,33 +137,8 @@ def prepare_spots(
     params = InferenceParams.model_validate(params)
     image = inference_image
     mpp = image_mpp(image, params)
-    pitch_px = params.spot_pitch_um / mpp
-    if inference_spots is None:
-        thumbnail, scale = image.thumbnail(params.tissue_max_px)
-        try:
-            spots = grid_spots(tissue_mask(thumbnail), scale, pitch_px, params.grid_density)
-        except ValueError as error:
-            raise SectionDataError(image.path, None, str(error)) from error
-        source = "grid"
-    else:
-        spots = inference_spots.copy()
-        source = "table"
-        if not {"array_x", "array_y"} <= set(spots.columns):
-            origin = spots[["pixel_x", "pixel_y"]].min().to_numpy()
-            grid = np.round((spots[["pixel_x", "pixel_y"]].to_numpy() - origin) / pitch_px).astype(np.int64) + 1
-            spots["array_x"], spots["array_y"] = grid[:, 0], grid[:, 1]
-    outside = (
-        (spots["pixel_x"] < 0)
-        | (spots["pixel_x"] >= image.width)
-        | (spots["pixel_y"] < 0)
-        | (spots["pixel_y"] >= image.height)
-    )
-    if outside.any():
-        raise SectionDataError(
-            image.path,
-            None,
-            f"{int(outside.sum())} spot(s) lie outside the {image.width}×{image.height} image: {list(spots.index[outside][:5])}",
-        )
+    spots, source = slide_spots(image, inference_spots, params.spot_pitch_um / mpp, params)
+    check_spots_inside(image, spots)
     trained = inference_model["predictor"].trained
     table = trained.inputs.position_table_size
     too_far = (spots[["array_x", "array_y"]].to_numpy() >= table).any(axis=1)

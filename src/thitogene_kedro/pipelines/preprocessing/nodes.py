@@ -22,7 +22,9 @@ def training_sections(sections: list[str], held_out: list[str]) -> list[str]:
     """The sections gene selection may look at: every chosen section that is not held out."""
     train = [s for s in sections if s not in set(held_out)]
     if not train:
-        raise ValueError("preprocessing.gene_selection_excludes excludes every section: nothing left to select genes on")
+        raise ValueError(
+            "preprocessing.gene_selection_excludes excludes every section: nothing left to select genes on"
+        )
     return train
 
 

@@ -26,7 +26,7 @@ from thitogene_kedro.pipelines.evaluation.params import EvaluationParams
 from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
 from thitogene_kedro.pipelines.training.params import TrainingParams
 from thitogene_kedro.processing.genes import gene_selection_method, genes_from_statistics
-from thitogene_kedro.processing.inputs import prepare_sections
+from thitogene_kedro.processing.inputs import SectionStores, prepare_sections
 from thitogene_kedro.processing.patches import PatchingParams
 from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
 from thitogene_kedro.training.artefacts import FoldInputs, InputSettings, TrainedModel, network_for
@@ -97,12 +97,10 @@ def build_fold_inputs(
 ) -> FoldInputs:
     """The fold's model inputs, built once for training, validation and its held-out sections."""
     names = genes["gene"].astype(str).tolist()
+    stores = SectionStores(counts=raw_sections, patches=section_patches, graphs=spot_graphs)
 
     def prepare(sections: tuple[str, ...], missing_genes: str = "error") -> list:
-        return prepare_sections(
-            sections, raw_sections, section_patches, spot_graphs, names, settings.normalisation,
-            missing_genes=missing_genes,
-        )  # fmt: skip
+        return prepare_sections(sections, stores, names, settings.normalisation, missing_genes)
 
     # held-out sections' genes were chosen without looking at them: genes they lack count as 0
     return FoldInputs(fold, names, settings, prepare(fold.train), prepare(fold.validation), prepare(fold.test, "zero"))
@@ -275,7 +273,9 @@ def package_fold_model(model: TrainedModel, raw_sections: Loaders, training: Tra
     return _predictor(model, raw_sections, training, suffix="_folds")
 
 
-def _predictor(model: TrainedModel, raw_sections: Loaders, training: TrainingParams, suffix: str = "") -> SpotExpressionPredictor:
+def _predictor(
+    model: TrainedModel, raw_sections: Loaders, training: TrainingParams, suffix: str = ""
+) -> SpotExpressionPredictor:
     training = TrainingParams.model_validate(training)
     source = getattr(getattr(raw_sections, "source", None), "source", "data")
     name = (training.registry.name or f"{source}_{training.model.name}") + suffix

@@ -14,8 +14,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-
-
 class OptimiserParams(_Strict):
     """``step_in_backward`` updates each parameter as soon as its gradient is complete and frees that
     gradient at once (the same update; saves one model-sized gradient buffer, 243 MiB for the paper model)."""

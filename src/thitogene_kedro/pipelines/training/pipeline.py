@@ -15,8 +15,11 @@ from kedro.pipeline import Node, Pipeline
 from thitogene_kedro.pipelines.training import nodes
 from thitogene_kedro.training.folds import FINAL, Fold
 
-SHARED_INPUTS = {"raw_sections", "section_patches", "spot_graphs", "gene_statistics", "gene_list", "input_settings"}
-SHARED_PARAMETERS = {"params:folds", "params:preprocessing", "params:training", "params:evaluation"}
+SHARED_INPUTS = {"raw_sections", "section_patches", "spot_graphs", "gene_statistics", "gene_list"}
+SHARED_PARAMETERS = {
+    "params:folds", "params:preprocessing", "params:patching", "params:graph_building", "params:training",
+    "params:evaluation",
+}  # fmt: skip
 
 
 def _bound(func, **kwargs):
@@ -50,6 +53,12 @@ def fold_pipeline(fold: Fold, register: bool = False) -> Pipeline:
     steps = [
         Node(_bound(nodes.define_fold, fold_name=fold.name), "params:folds", "fold", name="define_fold"),
         Node(
+            nodes.input_settings,
+            ["params:preprocessing", "params:patching", "params:graph_building"],
+            "input_settings",
+            name="input_settings",
+        ),
+        Node(
             nodes.select_fold_genes,
             ["gene_statistics", "gene_list", "fold", "params:preprocessing"],
             "genes",
@@ -71,23 +80,12 @@ def fold_pipeline(fold: Fold, register: bool = False) -> Pipeline:
     if fold.test:
         steps += _held_out_nodes(register)
     used = {name for step in steps for name in step.inputs}
-    return Pipeline(
-        steps, namespace=fold.name, inputs=SHARED_INPUTS & used, parameters=SHARED_PARAMETERS & used
-    )
+    return Pipeline(steps, namespace=fold.name, inputs=SHARED_INPUTS & used, parameters=SHARED_PARAMETERS & used)
 
 
 def create_pipeline(folds: list[Fold] | tuple[Fold, ...] = (), register_folds: bool = False, **kwargs) -> Pipeline:
     """The training pipeline for ``folds``; ``register_folds`` adds a registration per tested fold."""
-    pipeline = Pipeline(
-        [
-            Node(
-                nodes.input_settings,
-                ["params:preprocessing", "params:patching", "params:graph_building"],
-                "input_settings",
-                name="input_settings",
-            )
-        ]
-    )
+    pipeline = Pipeline([])
     for fold in folds:
         pipeline += fold_pipeline(fold, register=register_folds and bool(fold.test))
     tested = [f for f in folds if f.test]
@@ -102,12 +100,12 @@ def create_pipeline(folds: list[Fold] | tuple[Fold, ...] = (), register_folds: b
                 )
             ]
         )
-    if any(f.name == FINAL for f in folds):
+    if tested and any(f.name == FINAL for f in folds):
         pipeline += Pipeline(
             [
                 Node(
                     nodes.package_model,
-                    [f"{FINAL}.model", "cv_summary" if tested else "input_settings", "raw_sections", "params:training"],
+                    [f"{FINAL}.model", "cv_summary", "raw_sections", "params:training"],
                     "registered_model",
                     name="register_final_model",
                 )

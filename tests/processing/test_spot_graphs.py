@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thitogene_kedro.pipelines.graph_building.nodes import (
+from thitogene_kedro.processing.spot_graphs import (
+    GraphBuildingParams,
     build_section_graph,
     edge_index_from_neighbours,
     knn_neighbours,
 )
-from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
 from thitogene_kedro.sections.schema import SectionDataError, build_section
 
 

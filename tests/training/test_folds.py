@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from thitogene_kedro.training.folds import FINAL, Fold, namespace, plan_folds
 from thitogene_kedro.pipelines.training.params import CrossValidationParams
 from thitogene_kedro.sections.her2st import PAPER_SECTIONS
+from thitogene_kedro.training.folds import FINAL, Fold, namespace, plan_folds
 
 PATIENTS = {s: s[0] for s in PAPER_SECTIONS}
 
@@ -72,8 +72,8 @@ def test_bad_configurations_are_named():
 
 def test_namespaces_are_identifiers():
     assert namespace("P2_ST_rep1") == "fold_P2_ST_rep1" and namespace("slide-1.a") == "fold_slide_1_a"
-    fold = Fold("fold_B4", ("B4",), ("C2",), ())
-    assert Fold.from_dict(fold.to_dict()) == fold
+    fold = Fold(name="fold_B4", test=("B4",), train=("C2",))
+    assert Fold.model_validate(fold.model_dump(mode="json")) == fold
 
 
 def test_leave_one_patient_out_hides_the_patients_sections_without_images_too():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from thitogene_kedro.pipelines.evaluation import figures
+from thitogene_kedro import plotting as figures
 
 
 def has_content(image) -> bool:
@@ -30,7 +30,7 @@ def test_maps_with_and_without_a_tissue_image():
     image = np.full((200, 200, 3), 230, dtype=np.uint8)
     for picture in (image, None):
         assert has_content(
-            figures.spatial_maps("S", spatial, observed, observed * 0.5, {"G1": 0.5, "G2": 0.1}, picture, 0.5)
+            figures.spatial_maps("S", spatial, observed, observed * 0.5, {"G1": 0.5, "G2": 0.1}, (picture, 0.5))
         )
         panels = {"annotation": np.repeat(["a", "b", "c"], 10), "observed clusters": np.tile([0, 1, 2], 10)}
         assert has_content(figures.cluster_maps("S", spatial, panels, picture, 0.5))
