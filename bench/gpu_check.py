@@ -29,9 +29,10 @@ import torch
 from bench.report import cpu_name, write_block
 from thitogene_kedro.metrics import pearson_per_gene
 from thitogene_kedro.models import SectionExample, build_model, resolve_device
+from thitogene_kedro.processing.inputs import SectionArrays, section_example
 from thitogene_kedro.processing.normalisation import NormalisationParams, normalise_section
 from thitogene_kedro.processing.patches import PatchingParams, cut_patches
-from thitogene_kedro.processing.spot_graphs import knn_edge_index
+from thitogene_kedro.processing.spot_graphs import GraphBuildingParams, build_section_graph
 from thitogene_kedro.sections import SectionSource
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.training.loop import LoopSettings, fit, predict, seed_everything
@@ -48,14 +49,15 @@ def load_sections(
         expressed = sum(np.asarray((r[:, common].X > 0).sum(axis=0)).ravel() for r in raws.values())
         genes = [common[i] for i in np.argsort(-expressed, kind="stable")[:500]]
     examples = []
-    for section, raw in raws.items():
+    for section, raw in raws.items():  # the data pipelines' steps, through the same library functions
         normalised = normalise_section(raw, genes, NormalisationParams())
         with SlideImage(source.image_path(section), section) as image:
             patches, _ = cut_patches(image, normalised.obsm["spatial"], PatchingParams())
-        positions = normalised.obs[["array_x", "array_y"]].to_numpy(dtype=np.int64)
-        edges = knn_edge_index(positions, 4)
-        counts = normalised.layers["counts"].toarray().astype(np.float32)
-        examples.append(SectionExample(section, patches, positions, edges, np.asarray(normalised.X), counts))
+        arrays = SectionArrays(
+            {"patches": patches, "spot_ids": np.asarray(normalised.obs_names)},
+            build_section_graph(normalised, GraphBuildingParams()),
+        )
+        examples.append(section_example(section, raw, arrays, genes, NormalisationParams()).example)
     return examples, genes
 
 

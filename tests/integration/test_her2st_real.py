@@ -47,7 +47,7 @@ def outputs(tmp_path_factory):
             "params:patching": MemoryDataset(PatchingParams()),
             "params:graph_building": MemoryDataset(GraphBuildingParams()),
             "preprocessed_sections": partitioned("sections", AnnDataDataset, ".h5ad"),
-            "section_patches": partitioned("patches", NumpyDataset, ".npy"),
+            "section_patches": partitioned("patches", NumpyDataset, ".npz"),
             "spot_graphs": partitioned("graphs", NumpyDataset, ".npz"),
         }
     )
@@ -84,7 +84,9 @@ def test_patches_match_a_direct_crop_of_the_jpeg(outputs):
     patches = catalog["section_patches"].load()
     assert sorted(patches) == ["B4", "C3"]  # A2 has no image in this copy
     b4 = catalog["preprocessed_sections"].load()["B4"]()
-    array = patches["B4"]()
+    stored = patches["B4"]()
+    array = stored["patches"]
+    assert list(stored["spot_ids"]) == list(b4.obs_names)  # the ids travel with the patches
     assert array.shape == (283, 112, 112, 3) and array.dtype == np.uint8
     spot = b4.obs_names.get_loc("10x14")
     cx, cy = np.floor(b4.obsm["spatial"][spot]).astype(int)
@@ -101,7 +103,9 @@ def test_patching_is_bit_identical_across_runs(outputs):
     sections = catalog["preprocessed_sections"].load()
     images = SectionImagesDataset(source="her2st", path=str(HER2ST_REAL)).load()
     again, _ = extract_section_patches({"C3": sections["C3"]}, images, PatchingParams())
-    assert again["C3"].tobytes() == catalog["section_patches"].load()["C3"]().tobytes()
+    stored = catalog["section_patches"].load()["C3"]()
+    assert again["C3"]["patches"].tobytes() == stored["patches"].tobytes()
+    assert again["C3"]["spot_ids"].tolist() == stored["spot_ids"].tolist()
 
 
 def test_spot_graphs_have_four_neighbours(outputs):

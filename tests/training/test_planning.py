@@ -49,9 +49,13 @@ def test_a_plan_that_does_not_fit_is_refused_with_the_reason_and_the_fix(her2st_
     fewer_images = plan_from_data(sections, {"B1": None, "B2": None}, "all", CrossValidationParams(), seed=0)
     with pytest.raises(ValueError, match=r"conf/x.yml.*section C1 trains or is tested in the plan but has no image"):
         check_plan(plan, fewer_images, "conf/x.yml", "kedro folds plan")
-    other_seed = plan_from_data(sections, images, "all", CrossValidationParams(), seed=1)
+    # the seed matters only where it draws validation sections
+    assert check_plan(plan, plan_from_data(sections, images, "all", CrossValidationParams(), seed=1), "x", "y") == plan
+    validated = CrossValidationParams(validation_sections=1)
+    seeded = plan_from_data(sections, images, "all", validated, seed=0)
+    other_seed = plan_from_data(sections, images, "all", validated, seed=1)
     with pytest.raises(ValueError, match=r"training.seed differ.*Run `kedro folds plan`"):
-        check_plan(plan, other_seed, "conf/x.yml", "kedro folds plan")
+        check_plan(seeded, other_seed, "conf/x.yml", "kedro folds plan")
     with pytest.raises(ValueError, match="no fold plan in conf/x.yml; run `kedro folds plan`"):
         check_plan(None, plan, "conf/x.yml", "kedro folds plan")
 

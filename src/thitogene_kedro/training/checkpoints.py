@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +64,35 @@ class CheckpointStore:
         """Remove every checkpoint (e.g. when the configuration changed)."""
         for epoch in self.epochs():
             (self.path / f"epoch-{epoch}.pt").unlink(missing_ok=True)
+
+
+@dataclass
+class Checkpoint:
+    """One training checkpoint: the state after ``epoch``, or (``complete``) a fold's finished result.
+
+    Stored through :class:`CheckpointStore` as :meth:`to_dict` (plain values and tensors, loadable
+    with ``weights_only=True``); :meth:`from_dict` is the only reader of that layout.
+    """
+
+    fingerprint: str
+    epoch: int
+    complete: bool
+    model: dict[str, torch.Tensor]
+    history: list[dict[str, float]]
+    best_epoch: int
+    optimiser: dict[str, Any] | None = None  # while training
+    rng: dict[str, Any] | None = None
+    best_loss: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+    kept: dict[str, torch.Tensor] | None = None  # once complete: the weights kept
+    stopped_early: bool = False
+    peak_gpu_memory_mib: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # no deep copy of the tensors
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

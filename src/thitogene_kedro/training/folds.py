@@ -79,7 +79,8 @@ class FoldPlan(BaseModel):
             reasons.append(f"section {section} trains or is tested in the plan but {why}")
         for section in [s for s in now.sections if s not in mine.sections]:
             reasons.append(f"section {section} has an image in this run's data but is in no fold of the plan")
-        if mine.cv != now.cv or mine.seed != now.seed:
+        seed_matters = mine.cv.validation_sections > 0  # the seed draws validation sections, nothing else
+        if mine.cv != now.cv or (seed_matters and mine.seed != now.seed):
             reasons.append(
                 f"training.cv / training.seed differ (plan: {mine.cv.model_dump()}, seed {mine.seed}; "
                 f"run: {now.cv.model_dump()}, seed {now.seed})"

@@ -24,7 +24,7 @@ import torch
 
 from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections, examples_on
 from thitogene_kedro.models.runtime import Precision, resolve_host_memory_reuse, reuse_freed_host_memory
-from thitogene_kedro.training.checkpoints import CheckpointStore
+from thitogene_kedro.training.checkpoints import Checkpoint, CheckpointStore
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class LoopSettings:
     label: str = "fold"
     data_on_device: bool = False
     reuse_freed_host_memory: bool | Literal["auto"] = "auto"
+    on_epoch: Callable[[dict[str, float]], None] | None = None  # called with each epoch's record as it ends
 
 
 @dataclass
@@ -175,18 +176,18 @@ class _Checkpoints:
     store: CheckpointStore | None
     fingerprint: str
 
-    def saved(self, label: str) -> dict[str, Any] | None:
+    def saved(self, label: str) -> Checkpoint | None:
         """The newest checkpoint of this configuration, or None (checkpoints of another one are cleared)."""
         saved = self.store.latest() if self.store is not None else None
         if saved is not None and saved.get("fingerprint") != self.fingerprint:
             logger.info("%s: checkpoints in %s are from another configuration; starting afresh", label, self.store)
             self.store.clear()
             return None
-        return saved
+        return Checkpoint.from_dict(saved) if saved is not None else None
 
-    def save(self, epoch: int, state: dict[str, Any]) -> None:
+    def save(self, epoch: int, **state: Any) -> None:
         if self.store is not None:
-            self.store.save(epoch, {"fingerprint": self.fingerprint, "epoch": epoch, **state})
+            self.store.save(epoch, Checkpoint(fingerprint=self.fingerprint, epoch=epoch, **state).to_dict())
 
 
 @dataclass
@@ -201,24 +202,23 @@ class _LoopState:
     stopped_early: bool = False
 
 
-def _reused(saved: dict[str, Any], model: SpotExpressionModel, settings: LoopSettings) -> LoopResult:
-    logger.info("%s: already trained (%d epochs); reusing the stored result", settings.label, saved["epoch"])
-    model.load_state_dict(saved["kept"])
+def _reused(saved: Checkpoint, model: SpotExpressionModel, settings: LoopSettings) -> LoopResult:
+    logger.info("%s: already trained (%d epochs); reusing the stored result", settings.label, saved.epoch)
+    model.load_state_dict(saved.kept)
     return LoopResult(
-        state_dict=saved["kept"], history=saved["history"], best_epoch=saved["best_epoch"],
-        stopped_early=saved["stopped_early"], resumed_from=saved["epoch"],
-        peak_gpu_memory_mib=saved.get("peak_gpu_memory_mib"), reused=True,
+        state_dict=saved.kept, history=saved.history, best_epoch=saved.best_epoch,
+        stopped_early=saved.stopped_early, resumed_from=saved.epoch,
+        peak_gpu_memory_mib=saved.peak_gpu_memory_mib, reused=True,
     )  # fmt: skip
 
 
-def _resumed(saved: dict[str, Any], optimiser, settings: LoopSettings, checkpoints: _Checkpoints) -> _LoopState:
-    optimiser.load_state_dict(saved["optimiser"])
-    _restore_rng_state(saved["rng"])
-    logger.info("%s: resuming after epoch %d from %s", settings.label, saved["epoch"], checkpoints.store)
+def _resumed(saved: Checkpoint, optimiser, settings: LoopSettings, checkpoints: _Checkpoints) -> _LoopState:
+    optimiser.load_state_dict(saved.optimiser)
+    _restore_rng_state(saved.rng)
+    logger.info("%s: resuming after epoch %d from %s", settings.label, saved.epoch, checkpoints.store)
     return _LoopState(
-        history=saved["history"], best={"loss": saved["best_loss"], "epoch": saved["best_epoch"],
-        "state": saved.get("best_state")}, stale=saved["stale"], start_epoch=saved["epoch"] + 1,
-        resumed_from=saved["epoch"] + 1,
+        history=saved.history, best={"loss": saved.best_loss, "epoch": saved.best_epoch, "state": saved.best_state},
+        stale=saved.stale, start_epoch=saved.epoch + 1, resumed_from=saved.epoch + 1,
     )  # fmt: skip
 
 
@@ -269,8 +269,8 @@ def _fit(model, train, validation, settings: LoopSettings, checkpoints: _Checkpo
     state = _LoopState()
     saved = checkpoints.saved(settings.label)
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        if saved.get("complete"):
+        model.load_state_dict(saved.model)
+        if saved.complete:
             _release(optimiser)
             return _reused(saved, model, settings)
         state = _resumed(saved, optimiser, settings, checkpoints)
@@ -287,6 +287,8 @@ def _fit(model, train, validation, settings: LoopSettings, checkpoints: _Checkpo
         if validation:
             _validate(model, validation, settings, state, record)
         state.history.append(record)
+        if settings.on_epoch is not None:
+            settings.on_epoch(record)
         if epoch % progress_every == 0 or epoch == settings.epochs:
             _log_progress(settings, record)
         if validation and settings.patience is not None and state.stale >= settings.patience:
@@ -296,11 +298,11 @@ def _fit(model, train, validation, settings: LoopSettings, checkpoints: _Checkpo
             state.stopped_early = True
             break
         if epoch % settings.checkpoint_every == 0 and epoch < settings.epochs:
-            checkpoints.save(epoch, {
-                "complete": False, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                "rng": _cpu_rng_state(), "history": state.history, "best_loss": state.best["loss"],
-                "best_epoch": state.best["epoch"], "best_state": state.best["state"], "stale": state.stale,
-            })  # fmt: skip
+            checkpoints.save(
+                epoch, complete=False, model=model.state_dict(), optimiser=optimiser.state_dict(),
+                rng=_cpu_rng_state(), history=state.history, best_loss=state.best["loss"],
+                best_epoch=state.best["epoch"], best_state=state.best["state"], stale=state.stale,
+            )  # fmt: skip
     return _finish(model, optimiser, bool(validation), settings, checkpoints, state)
 
 
@@ -314,10 +316,10 @@ def _finish(
     best_epoch = state.best["epoch"] if use_best else state.history[-1]["epoch"]
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     kept = {k: v.detach().cpu() for k, v in kept.items()}
-    checkpoints.save(state.history[-1]["epoch"], {
-        "complete": True, "model": kept, "kept": kept, "history": state.history, "best_epoch": best_epoch,
-        "stopped_early": state.stopped_early, "peak_gpu_memory_mib": peak,
-    })  # fmt: skip
+    checkpoints.save(
+        state.history[-1]["epoch"], complete=True, model=kept, kept=kept, history=state.history,
+        best_epoch=best_epoch, stopped_early=state.stopped_early, peak_gpu_memory_mib=peak,
+    )  # fmt: skip
     model.load_state_dict(kept)
     _release(optimiser)
     return LoopResult(kept, state.history, best_epoch, state.stopped_early, state.resumed_from, peak)

@@ -27,7 +27,10 @@ def run(store: Path | None, epochs: int, sleep: float = 0.0) -> LoopResult:
     torch.set_num_threads(1)
     seed_everything(7)
     model = build_model({"name": "thitogene", "preset": "small"}, 16)
-    settings = LoopSettings(epochs=epochs, lr=1e-3, seed=7, checkpoint_every=1, progress_every=10**6)
+    settings = LoopSettings(
+        epochs=epochs, lr=1e-3, seed=7, checkpoint_every=1, progress_every=10**6,
+        on_epoch=lambda record: time.sleep(sleep),
+    )  # fmt: skip
     return fit(
         model,
         SECTIONS[:2],
@@ -35,7 +38,6 @@ def run(store: Path | None, epochs: int, sleep: float = 0.0) -> LoopResult:
         settings,
         CheckpointStore(store) if store else None,
         fingerprint="job",
-        on_epoch=lambda record: time.sleep(sleep),
     )
 
 
