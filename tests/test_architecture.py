@@ -49,3 +49,18 @@ def test_nodes_open_no_file_and_query_no_mlflow(path):
     assert "mlflow" not in {m.split(".")[0] for m in imported_modules(path)}
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert "open" not in calls
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*PACKAGE.glob("pipelines/**/*.py"), *PACKAGE.glob("training/*.py")]),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_pipeline_and_trainer_functions_stay_short(path):
+    tree = ast.parse(path.read_text())
+    long = [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert not long, f"functions over 60 lines: {long}"

@@ -16,3 +16,21 @@ def test_parameters_are_dicts_for_logging_and_pydantic_for_the_node():
     returned = restoring.before_node_run(inputs)
     assert returned == {"params:patching": params}  # Kedro updates the node's inputs with these
     assert restoring.before_node_run({}) == {}  # nothing held over to the next node
+
+
+def test_the_registration_reads_the_sessions_parameters_whatever_their_type(project_copy):
+    """The fold registration reads ``training.registry.register_folds`` from the session, whose
+    parameters Kedro hands over as the nodes' pydantic types."""
+    import yaml  # noqa: PLC0415
+    from kedro.framework.project import pipelines  # noqa: PLC0415
+
+    from tests.conftest import PROJECT_ROOT, kedro_session  # noqa: PLC0415
+
+    training = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "parameters_training.yml").read_text())
+    training["training"]["registry"]["register_folds"] = True
+    (project_copy / "conf" / "local" / "parameters_training.yml").write_text(yaml.safe_dump(training))
+    with kedro_session(project_copy, plan=False) as session:
+        session.load_context()
+        names = {node.name for node in pipelines["training"].nodes}
+    assert {f"fold_{s}.register_fold_model" for s in ("SYN_A1", "SYN_A2", "SYN_B1", "SYN_B2")} <= names
+    assert "register_final_model" in names and "final.register_fold_model" not in names

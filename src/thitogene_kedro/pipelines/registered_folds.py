@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.project import settings
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from thitogene_kedro.training.folds import FoldPlan
 
@@ -25,8 +25,15 @@ _session: dict[str, Any] = {}
 
 
 def use_session_parameters(parameters: Mapping[str, Any]) -> None:
-    """Called by the project hook with the session's parameters (its environment and ``--params``)."""
-    _session["parameters"] = dict(parameters)
+    """Called by the project hook with the session's parameters (its environment and ``--params``).
+
+    Kedro hands parameters that a node's type hints name as those (pydantic) types; they are kept
+    here as plain values.
+    """
+    _session["parameters"] = {
+        key: value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        for key, value in parameters.items()
+    }
 
 
 def _configured_parameters() -> Mapping[str, Any]:

@@ -57,8 +57,9 @@ def test_annotated_sections_observed_and_predicted_with_reasons():
     sections = {"A": section("A", labels), "B": section("B", None), "C": section("C", labels)}
     loaders = {k: (lambda v=v: v) for k, v in sections.items()}
     held_out = ad.AnnData(
-        X=sections["A"].X.copy(), obs=pd.DataFrame({"section": "A"}, index=[f"A:s{i}" for i in range(60)])
-    )
+        X=sections["A"].X.copy(),
+        obs=pd.DataFrame({"section": "A", "spot": [f"s{i}" for i in range(60)]}, index=[f"A:s{i}" for i in range(60)]),
+    )  # as predict_fold writes it: the section's own spot ids in obs["spot"]
     held_out.var_names = sections["A"].var_names
     scores, assignments, metrics = cluster_sections(loaders, ClusteringParams(n_pcs=5), held_out)
     table = scores.set_index(["section", "source"])
