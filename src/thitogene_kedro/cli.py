@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 
 import click
+from kedro.framework.project import settings
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from kedro.io import AbstractDataset
 
 DATA_PIPELINES = "preprocessing,patching,graph_building"
 
@@ -60,14 +62,20 @@ def plan_folds(
     from thitogene_kedro.pipelines.training.params import TrainingParams  # noqa: PLC0415
     from thitogene_kedro.training.planning import PLAN_FILE, plan_from_data, write_plan  # noqa: PLC0415
 
-    with _session(project, env, params) as session:
-        context = session.load_context()
-        catalog = context.catalog
-        training = TrainingParams.model_validate(context.params.get("training", {}))
-        preprocessing = PreprocessingParams.model_validate(context.params.get("preprocessing", {}))
-        plan = plan_from_data(
-            catalog.load("raw_sections"), catalog.load("raw_images"), preprocessing.sections, training.cv, training.seed
-        )
+    # the configuration and two catalog entries only: no session, hooks or MLflow set-up are needed
+    bootstrap_project(project)
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project / settings.CONF_SOURCE), env=env, runtime_params=params, **settings.CONFIG_LOADER_ARGS
+    )
+    parameters, catalog = loader["parameters"], loader["catalog"]
+    training = TrainingParams.model_validate(parameters.get("training", {}))
+    preprocessing = PreprocessingParams.model_validate(parameters.get("preprocessing", {}))
+    listings = {
+        name: AbstractDataset.from_config(name, catalog[name]).load() for name in ("raw_sections", "raw_images")
+    }
+    plan = plan_from_data(
+        listings["raw_sections"], listings["raw_images"], preprocessing.sections, training.cv, training.seed
+    )
     path = project / "conf" / (env or "local") / PLAN_FILE
     write_plan(plan, path, command)
     return path, plan.names
