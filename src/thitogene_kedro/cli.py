@@ -58,9 +58,8 @@ def plan_folds(
     project: Path, env: str | None, params: dict, command: str = "kedro folds plan"
 ) -> tuple[Path, list[str]]:
     """Plan the folds from the data listing and the parameters; write them to the environment's plan file."""
-    from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams  # noqa: PLC0415
-    from thitogene_kedro.pipelines.training.params import TrainingParams  # noqa: PLC0415
-    from thitogene_kedro.training.planning import PLAN_FILE, plan_from_data, write_plan  # noqa: PLC0415
+    from thitogene_kedro.pipelines.registered_folds import plan_for_run  # noqa: PLC0415
+    from thitogene_kedro.training.planning import PLAN_FILE, write_plan  # noqa: PLC0415
 
     # the configuration and two catalog entries only: no session, hooks or MLflow set-up are needed
     bootstrap_project(project)
@@ -68,14 +67,8 @@ def plan_folds(
         conf_source=str(project / settings.CONF_SOURCE), env=env, runtime_params=params, **settings.CONFIG_LOADER_ARGS
     )
     parameters, catalog = loader["parameters"], loader["catalog"]
-    training = TrainingParams.model_validate(parameters.get("training", {}))
-    preprocessing = PreprocessingParams.model_validate(parameters.get("preprocessing", {}))
-    listings = {
-        name: AbstractDataset.from_config(name, catalog[name]).load() for name in ("raw_sections", "raw_images")
-    }
-    plan = plan_from_data(
-        listings["raw_sections"], listings["raw_images"], preprocessing.sections, training.cv, training.seed
-    )
+    listings = [AbstractDataset.from_config(name, catalog[name]).load() for name in ("raw_sections", "raw_images")]
+    plan = plan_for_run(parameters, *listings)
     path = project / "conf" / (env or "local") / PLAN_FILE
     write_plan(plan, path, command)
     return path, plan.names

@@ -13,11 +13,14 @@ from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
 from pydantic import BaseModel
 
-from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
-from thitogene_kedro.pipelines.registered_folds import registered_parameter, registered_plan, use_session_parameters
-from thitogene_kedro.pipelines.training.params import TrainingParams
+from thitogene_kedro.pipelines.registered_folds import (
+    plan_for_run,
+    registered_parameter,
+    registered_plan,
+    use_session_parameters,
+)
 from thitogene_kedro.training.folds import FoldPlan
-from thitogene_kedro.training.planning import PLAN_FILE, check_plan, plan_from_data
+from thitogene_kedro.training.planning import PLAN_FILE, check_plan
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +72,8 @@ class ProjectHooks:
         env = self._env or "local"
         where = f"{'conf/base/ or conf/local/' if env == 'local' else f'conf/{env}/'}{PLAN_FILE} (parameters 'folds')"
         fix = f"kedro folds plan{'' if env == 'local' else f' --env {env}'} [--params ...same as this run]"
-        training = TrainingParams.model_validate(catalog.load("params:training"))
-        preprocessing = PreprocessingParams.model_validate(catalog.load("params:preprocessing"))
-        current = plan_from_data(
-            catalog.load("raw_sections"), catalog.load("raw_images"), preprocessing.sections, training.cv, training.seed
-        )
+        parameters = {name: catalog.load(f"params:{name}") for name in ("training", "preprocessing")}
+        current = plan_for_run(parameters, catalog.load("raw_sections"), catalog.load("raw_images"))
         return check_plan(registered_parameter("folds"), current, where, fix)
 
     @hook_impl(trylast=True)

@@ -69,3 +69,14 @@ def registered_plan() -> FoldPlan | None:
     except ValidationError as error:
         logger.debug("malformed fold plan: %s", error)
         return None
+
+
+def plan_for_run(parameters: Mapping[str, Any], raw_sections: Any, raw_images: Any) -> FoldPlan:
+    """The plan that ``parameters`` (``preprocessing``, ``training``) and the data listings give now."""
+    from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams  # noqa: PLC0415
+    from thitogene_kedro.pipelines.training.params import TrainingParams  # noqa: PLC0415
+    from thitogene_kedro.training.planning import plan_from_data  # noqa: PLC0415
+
+    training = TrainingParams.model_validate(parameters.get("training", {}))
+    preprocessing = PreprocessingParams.model_validate(parameters.get("preprocessing", {}))
+    return plan_from_data(raw_sections, raw_images, preprocessing.sections, training.cv, training.seed)

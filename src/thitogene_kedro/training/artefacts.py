@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from thitogene_kedro.models.registry import ModelSpec, build_model, model_config
+from thitogene_kedro.models.registry import ModelSpec, build_model
 from thitogene_kedro.processing.inputs import PreparedSection
 from thitogene_kedro.processing.normalisation import NormalisationParams
 from thitogene_kedro.processing.patches import PatchingParams
@@ -65,13 +65,6 @@ class TrainedModel:
     inputs: InputSettings
     state_dict: dict[str, torch.Tensor]
     training_gene_means: list[float] = field(default_factory=list)  # ranks genes by training-side expression
-
-    def config(self) -> BaseModel:
-        """The model's validated configuration (gene count, patch size and position table from the data side)."""
-        return model_config(self.spec, len(self.genes), **self.data_shape())
-
-    def data_shape(self) -> dict[str, int]:
-        return {"patch_size": self.inputs.patch_size, "position_table_size": self.inputs.position_table_size}
 
     def build(self) -> torch.nn.Module:
         """The network with these weights, in eval mode."""
