@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 
 from thitogene_kedro.models.capsnet import CapsuleEncoder, SelfAttentionRouting, squash
+
+SMALL = {
+    "stem_channels": [8, 8, 16, 16],
+    "stem_kernels": [5, 3, 3, 3],
+    "stem_strides": [1, 1, 1, 2],
+    "primary_capsules": 4,
+    "primary_dim": 4,
+    "capsules": 5,
+    "capsule_dim": 8,
+}
 
 
 def test_squash_follows_the_efficient_capsnet_formula():
@@ -58,3 +69,20 @@ def test_paper_capsule_encoder_shapes_and_count():
 def test_routing_scale_is_not_a_tensor():
     """The reference divides by a CPU tensor (fails on CUDA); here it is a plain float."""
     assert isinstance(SelfAttentionRouting(16, 8, 20, 64).scale, float)
+
+
+def test_the_stem_computes_a_channels_last_input_as_a_channels_first_one():
+    """Bit-identical outputs and gradients in train mode: the stem's batch norms never take the
+    channels-last CPU kernel, whose float32 batch statistics carry ~300x the rounding error."""
+    torch.manual_seed(0)
+    encoder = CapsuleEncoder(16, 28, **SMALL).train()
+    x = torch.relu(torch.randn(40, 16, 28, 28)) * 3 + 1
+    results = []
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        stem = copy.deepcopy(encoder.stem)
+        inputs = x.clone().contiguous(memory_format=memory_format).requires_grad_()
+        out = stem(inputs)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append([out, inputs.grad, *(p.grad for p in stem.parameters())])
+    for first, last in zip(*results, strict=True):
+        assert torch.equal(first, last)

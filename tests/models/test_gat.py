@@ -209,3 +209,44 @@ def test_neighbour_lists_form_no_spots_by_spots_tensor_forward_or_backward(axis)
     largest = max(recorder.sizes, key=lambda item: item[1])
     assert largest[1] < n * n / 10, largest
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def dropout_layer(axis: str, implementation: str, heads: int = 2) -> GraphAttention:
+    torch.manual_seed(0)
+    options = {"dropout": 0.5, "leaky_relu_slope": 0.01, "softmax_axis": axis, "self_loops": False}
+    return GraphAttention(6, 5, heads, implementation=implementation, **options).train()
+
+
+@pytest.mark.parametrize("axis", ["neighbours", "receivers"])
+def test_uniform_weights_of_spots_without_edges_are_dropped_out_as_in_the_dense_formulation(axis):
+    """No edge at all: every weight is the dense softmax's uniform 1/n, in the dense layout's order,
+    so one random stream draws the same attention-dropout mask for both implementations."""
+    n, x = 9, torch.randn(1, 9, 6, generator=torch.Generator().manual_seed(3))
+    no_edges, mask = torch.zeros(2, 0, dtype=torch.long), torch.ones(1, n, dtype=torch.bool)
+    outputs = {}
+    for implementation in IMPLEMENTATIONS:
+        gat = dropout_layer(axis, implementation)
+        torch.manual_seed(1)
+        outputs[implementation] = gat(x, no_edges, mask)
+    torch.testing.assert_close(outputs["neighbour_list"], outputs["dense"], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(outputs["dense"], gat.eval()(x, no_edges, mask))  # dropout acted
+
+
+@pytest.mark.parametrize("axis", ["neighbours", "receivers"])
+def test_with_attention_dropout_both_implementations_have_one_distribution(axis):
+    """Spots without edges among spots with edges: per output, the mean and variance over 3,000
+    dropout draws agree between the two implementations (the masks differ, their law does not)."""
+    n = 8
+    edges = torch.tensor([[0, 0, 1, 2, 2, 3], [1, 2, 2, 0, 3, 1]])  # 4..7 list nobody and are listed by nobody
+    mask, x = torch.ones(1, n, dtype=torch.bool), torch.randn(1, n, 6, generator=torch.Generator().manual_seed(4))
+    draws = {}
+    for implementation in IMPLEMENTATIONS:
+        gat = dropout_layer(axis, implementation, heads=1)
+        torch.manual_seed(2)
+        with torch.no_grad():
+            draws[implementation] = torch.stack([gat(x, edges, mask) for _ in range(3000)])
+    sparse, dense = draws["neighbour_list"], draws["dense"]
+    standard_error = dense.std(0) / 3000**0.5
+    assert ((sparse.mean(0) - dense.mean(0)).abs() <= 6 * standard_error + 1e-6).all()
+    assert dense.var(0).min() > 0  # every output is random under dropout
+    torch.testing.assert_close(sparse.var(0), dense.var(0), rtol=0.2, atol=1e-6)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from tests.models.conftest import grid_section
+from tests.models.test_odconv import reference_odconv
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
 from thitogene_kedro.models.capsnet import CapsuleEncoder
 from thitogene_kedro.models.gat import MultiHeadGAT
@@ -105,3 +109,30 @@ def test_bad_inputs_are_named():
         model(collate_sections([far]))
     with pytest.raises(ValueError, match="section S: patches must be uint8"):
         SectionExample(**{**section.__dict__, "patches": section.patches.astype(np.float32)})
+
+
+def odconv_gradients(model: torch.nn.Module, batch, dtype: torch.dtype) -> list[torch.Tensor]:
+    """The ODConv parameters' gradients of one training loss, computed in ``dtype`` throughout."""
+    model = copy.deepcopy(model).to(dtype)
+    pixels = model.input_step.forward
+    model.input_step.forward = lambda patches: pixels(patches).to(dtype)
+    torch.manual_seed(5)  # the same dropout masks in each precision
+    sum(model.loss_terms(batch, model(batch)).values()).backward()
+    return [p.grad.double() for p in model.odconv2d.parameters()]
+
+
+def test_odconv_gradients_carry_the_float32_error_of_the_reference_formulation(c3_window):
+    """Against float64, the float32 ODConv gradients of a training step are as close as those of
+    the reference's grouped-convolution ODConv (its layout computes the later layers channels-first)."""
+    torch.manual_seed(0)
+    model = thitogene("small", 785).train()
+    batch = collate_sections([c3_window])  # real patches: on noise the layouts' errors are alike
+    values = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    as_float64 = {k: v.double() for k, v in values.items() if torch.is_tensor(v) and v.is_floating_point()}
+    exact = odconv_gradients(model, dataclasses.replace(batch, **as_float64), torch.float64)
+    ours = odconv_gradients(model, batch, torch.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ODConv2d, "forward", reference_odconv)
+        reference = odconv_gradients(model, batch, torch.float32)
+    for e, o, r in zip(exact, ours, reference, strict=True):
+        assert (o - e).norm() <= 1.5 * (r - e).norm()

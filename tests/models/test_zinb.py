@@ -42,3 +42,12 @@ def test_size_factors_are_library_over_section_median_on_real_spots_only():
     mask = torch.tensor([[True, True, True, False], [True, False, False, False]])
     expected = torch.tensor([[0.5, 1.0, 1.5, 0.0], [1.0, 0.0, 0.0, 0.0]])
     torch.testing.assert_close(size_factors(counts, mask), expected)
+
+
+def test_size_factors_use_numpy_median_for_an_even_number_of_spots():
+    """The reference divides by ``np.median``: the mean of the two middle libraries, not the lower."""
+    libraries = np.array([1.0, 2.0, 5.0, 9.0])  # np.median 3.5; torch.median would give 2
+    counts = torch.tensor(np.stack([libraries, np.zeros(4)], axis=1)[None], dtype=torch.float32)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    expected = torch.tensor(libraries / np.median(libraries), dtype=torch.float32)[None]
+    torch.testing.assert_close(size_factors(counts, mask), expected)

@@ -53,6 +53,10 @@ class CapsuleStem(nn.Module):
             previous = c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Channels-first: in train mode PyTorch's CPU batch norm over a channels-last tensor carries
+        # ~300x the float32 rounding error of its channels-first kernel (batch statistics, output and
+        # gradients; docs/models/thitogene.md), and the convolutions keep their input's layout.
+        x = x.contiguous()
         for i in range(1, self.depth + 1):
             x = F.relu(getattr(self, f"batch_norm{i}")(getattr(self, f"conv{i}")(x)))
         return x

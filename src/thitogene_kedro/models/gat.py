@@ -26,7 +26,7 @@ Two implementations give the same result (tested) and differ only in cost:
 
 The dense formulation's corner cases are reproduced exactly by the neighbour list: a spot with no
 edge at all in its softmax group gets uniform weights over its section's real spots (all its
-logits are −9e15). Padded spots (``mask`` False) never contribute to or receive attention.
+logits are −9e15), and those weights are dropped out like any other (tested). Padded spots (``mask`` False) never contribute to or receive attention.
 """
 
 from __future__ import annotations
@@ -177,30 +177,34 @@ class GraphAttention(nn.Module):
         receivers, neighbours = graph_edges(edge_index, mask, self.self_loops)
         logits = F.leaky_relu((source[:, receivers] + target[:, neighbours]).float(), self.slope)  # (H, E)
         grouped_by = receivers if self.softmax_axis == "neighbours" else neighbours
-        alpha = dropout(segment_softmax(logits, grouped_by, spots), self.dropout, self.training)
-        out = sparse_aggregate(torch.stack([receivers, neighbours]), alpha, wh)
+        edges, alpha = torch.stack([receivers, neighbours]), segment_softmax(logits, grouped_by, spots)
         empty = mask.reshape(-1) & (torch.bincount(grouped_by, minlength=spots) == 0)
         if bool(empty.any()):  # never in a k-nearest-spot graph with self-loops
-            out = out + self._uniform_fallback(wh.float(), empty, mask)
-        return out.to(wh.dtype).view(b, n, heads, self.out_dim)
+            edges, alpha = self._with_uniform_fallback(edges, alpha, empty, mask)
+        alpha = dropout(alpha, self.dropout, self.training)  # on every weight the dense softmax has
+        return sparse_aggregate(edges, alpha, wh).to(wh.dtype).view(b, n, heads, self.out_dim)
 
-    def _uniform_fallback(self, wh: torch.Tensor, empty: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """What the dense softmax gives a real spot whose softmax group has no edge: uniform weights.
+    def _with_uniform_fallback(
+        self, edges: torch.Tensor, alpha: torch.Tensor, empty: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add what the dense softmax gives a real spot whose softmax group has no edge: uniform weights.
 
-        ``neighbours``: a spot with no neighbours takes the mean of its section's spots.
+        ``neighbours``: a spot with no neighbours takes 1/n of each of its section's n spots.
         ``receivers``: a spot listed by nobody gives 1/n of its features to every spot of its section.
-        ``empty`` ``(B·N,)`` marks the real spots whose softmax group has no edge.
+        The weights join the edge list before attention dropout, so each is dropped as the dense
+        formulation drops it. ``empty`` ``(B·N,)`` marks the real spots whose softmax group has no edge;
+        returns the sorted ``(2, E')`` edges and their ``(H, E')`` weights.
         """
-        b, n = mask.shape
-        per_section = mask.sum(1).to(wh.dtype)[:, None, None]  # (B, 1, 1)
-        wh = wh.view(b, n, *wh.shape[1:])  # (B, N, H, out)
-        if self.softmax_axis == "neighbours":
-            means = (wh * mask[:, :, None, None]).sum(1) / per_section  # (B, H, out)
-            fallback = means[:, None] * empty.view(b, n, 1, 1)
-        else:
-            leaked = (wh * empty.view(b, n, 1, 1)).sum(1) / per_section
-            fallback = leaked[:, None] * mask[:, :, None, None]
-        return fallback.reshape(b * n, *wh.shape[2:])
+        n = mask.shape[1]
+        real, unlisted = torch.nonzero(mask.reshape(-1)).squeeze(1), torch.nonzero(empty).squeeze(1)
+        pair_empty, pair_real = torch.nonzero(unlisted[:, None] // n == real[None, :] // n, as_tuple=True)
+        pair_empty, pair_real = unlisted[pair_empty], real[pair_real]
+        added = torch.stack([pair_empty, pair_real] if self.softmax_axis == "neighbours" else [pair_real, pair_empty])
+        weights = 1.0 / mask.sum(1)[pair_empty // n].to(alpha.dtype)
+        edges = torch.cat([edges, added], dim=1)
+        alpha = torch.cat([alpha, weights.expand(alpha.shape[0], -1)], dim=1)
+        order = torch.argsort(edges[0] * mask.numel() + edges[1])
+        return edges[:, order], alpha[:, order]
 
     def extra_repr(self) -> str:
         return (

@@ -20,13 +20,15 @@ EPS = 1e-10
 def size_factors(counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``(B, N)`` library size over the selected genes / its median over each section's real spots.
 
-    A section whose median library is 0 is divided by 1 instead (the reference would divide by 0).
+    The median is ``np.median``'s, as in the reference: the mean of the two middle values for an
+    even number of spots (``torch.median`` would return the lower one). A section whose median
+    library is 0 is divided by 1 instead (the reference would divide by 0).
     """
     library = counts.sum(dim=-1)
     factors = torch.zeros_like(library)
     for b in range(library.shape[0]):
         real = library[b][mask[b]]
-        factors[b, : real.numel()] = real / real.median().clamp_min(1.0)
+        factors[b, : real.numel()] = real / real.quantile(0.5).clamp_min(1.0)
     return factors * mask
 
 
