@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -21,19 +23,53 @@ GENE_LIST_785 = SHARED_DATA / "gene-lists" / "her2st_785_genes.txt"
 C3_WINDOW = SHARED_DATA / "fixtures" / "her2st_C3_window"
 
 
-@pytest.fixture
-def project_copy(tmp_path, monkeypatch) -> Path:
-    """A project folder with a copy of conf/ (no conf/local) and pyproject.toml; data/ is written there.
+def make_project_copy(folder: Path) -> Path:
+    """Copy conf/ (no conf/local) and pyproject.toml into ``folder``; data/ is written there.
 
     The package itself is the installed one, so ``src/`` only has to exist.
     """
-    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
-    (tmp_path / "src").mkdir()
+    shutil.copytree(PROJECT_ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
+    (folder / "conf" / "local").mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", folder)
+    (folder / "src").mkdir()
+    bootstrap_project(folder)
+    return folder
+
+
+@contextlib.contextmanager
+def module_project(tmp_path_factory, name: str) -> Iterator[tuple[Path, str]]:
+    """A project folder with its own MLflow store, for one module's tests to share: ``(folder, store)``.
+
+    Inside the block the folder is the working folder and the store the tracking URI (for a run that
+    prepares it); tests then take it with :func:`use_module_project`.
+    """
+    project = make_project_copy(tmp_path_factory.mktemp(name))
+    store = f"sqlite:///{tmp_path_factory.mktemp(f'{name}-mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        patch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
+        patch.chdir(project)
+        try:
+            yield project, store
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run(status="FAILED")
+
+
+def use_module_project(shared: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make a :func:`module_project` the working folder and its store the tracking URI for one test."""
+    project, store = shared
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    return project
+
+
+@pytest.fixture
+def project_copy(tmp_path, monkeypatch) -> Path:
+    """A project folder (:func:`make_project_copy`) as the working folder."""
     monkeypatch.chdir(tmp_path)
-    bootstrap_project(tmp_path)
-    yield tmp_path
+    yield make_project_copy(tmp_path)
     while mlflow.active_run():  # a failed session must not leave its run open for the next test
         mlflow.end_run(status="FAILED")
 

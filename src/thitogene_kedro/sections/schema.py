@@ -57,7 +57,7 @@ def validate_counts(counts: pd.DataFrame, file: str | Path, section: str) -> pd.
     dup_genes = counts.columns[counts.columns.duplicated()].unique()
     if len(dup_genes):
         raise SectionDataError(file, section, f"duplicate gene names in the count matrix: {_preview(dup_genes)}")
-    non_numeric = [c for c in counts.columns if not pd.api.types.is_numeric_dtype(counts[c])]
+    non_numeric = [c for c, dtype in counts.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
     if non_numeric:
         column = non_numeric[0]
         coerced = pd.to_numeric(counts[column], errors="coerce")

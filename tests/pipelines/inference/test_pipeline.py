@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import anndata as ad
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from kedro.io import DatasetError
 
-from tests.conftest import kedro_session
+from tests.conftest import kedro_session, module_project, use_module_project
 from thitogene_kedro.sections.schema import SectionDataError
 
 pytestmark = pytest.mark.integration
@@ -26,11 +27,18 @@ pytestmark = pytest.mark.integration
 FAST = {"training": {"epochs": 2, "cv": {"folds": ["SYN_A1"]}}}
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory) -> Iterator[tuple[Path, str]]:
+    """One short training run for the module's tests."""
+    with module_project(tmp_path_factory, "trained") as (project, store):
+        with kedro_session(project, runtime_params=FAST) as session:
+            session.run(pipeline_names=["training"])
+        yield project, store
+
+
 @pytest.fixture
-def trained(project_copy) -> Path:
-    with kedro_session(project_copy, runtime_params=FAST) as session:
-        session.run(pipeline_names=["training"])
-    return project_copy
+def trained(trained_once, monkeypatch) -> Path:
+    return use_module_project(trained_once, monkeypatch)
 
 
 def test_given_spots_reproduce_the_model_on_the_training_data_path(trained):

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anndata as ad
@@ -18,7 +19,7 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
+from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session, module_project, use_module_project
 from tests.pipelines.training.killing import kill_after_checkpoint
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
@@ -40,13 +41,26 @@ def latest_run() -> mlflow.entities.Run:
     ]
 
 
-def test_training_records_folds_and_registers_a_loadable_model(project_copy):
-    mlflow.set_system_metrics_sampling_interval(1)
-    try:
-        with kedro_session(project_copy, runtime_params=FAST) as session:
-            session.run(pipeline_names=["training"])
-    finally:
-        mlflow.set_system_metrics_sampling_interval(None)
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory) -> Iterator[tuple[Path, str]]:
+    """One FAST training session (system metrics sampled each second) for the tests that only read it."""
+    with module_project(tmp_path_factory, "trained") as (project, store):
+        mlflow.set_system_metrics_sampling_interval(1)
+        try:
+            with kedro_session(project, runtime_params=FAST) as session:
+                session.run(pipeline_names=["training"])
+        finally:
+            mlflow.set_system_metrics_sampling_interval(None)
+        yield project, store
+
+
+@pytest.fixture
+def trained(trained_once, monkeypatch) -> Path:
+    return use_module_project(trained_once, monkeypatch)
+
+
+def test_training_records_folds_and_registers_a_loadable_model(trained):
+    project_copy = trained
     store = os.environ["MLFLOW_TRACKING_URI"]
     assert mlflow.get_tracking_uri() == store and not (project_copy / "mlflow.db").exists()
 
@@ -89,9 +103,8 @@ def test_training_records_folds_and_registers_a_loadable_model(project_copy):
     np.testing.assert_allclose(table.to_numpy(), direct, rtol=1e-5, atol=1e-5)
 
 
-def test_no_test_section_reaches_a_folds_training_inputs(project_copy):
-    with kedro_session(project_copy, runtime_params=FAST) as session:
-        session.run(pipeline_names=["training"])
+def test_no_test_section_reaches_a_folds_training_inputs(trained):
+    project_copy = trained
     plan = yaml.safe_load((project_copy / "conf" / "local" / "parameters_folds.yml").read_text())["folds"]
     planned = {f["name"]: f for f in plan["folds"]}
     for fold in ("fold_SYN_A1", "fold_SYN_B1"):
