@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test lint format viz viz-build her2st model-summary bench gpu-check lock clean-data mlflow-server postgres-local
+.PHONY: install run test lint format viz viz-build her2st study study-gpu model-summary bench gpu-check lock clean-data mlflow-server postgres-local
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -47,6 +47,18 @@ bench: $(STAMP)
 gpu-check: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/gpu_check.py --her2st-dir $(HER2ST_DIR) \
 		$(if $(HER2ST_GENE_LIST),--gene-list $(HER2ST_GENE_LIST)) --write docs/benchmarks.md
+
+# The study on the real HER2+ sections with images: THItoGene, its ablations, HisToGene, Hist2ST and
+# bf16, over seeds, each fold an MLflow run; resumable; results into docs/results.md (CPU: small presets).
+study: $(STAMP)
+	HER2ST_DIR=$(HER2ST_DIR) $(if $(HER2ST_GENE_LIST),HER2ST_GENE_LIST=$(HER2ST_GENE_LIST)) \
+		$(BIN)/kedro study run --env her2st --write docs/results.md
+
+# The same study with the paper configuration, 300 epochs, 8 folds side by side on GPU 0.
+study-gpu: $(STAMP)
+	HER2ST_DIR=$(HER2ST_DIR) $(if $(HER2ST_GENE_LIST),HER2ST_GENE_LIST=$(HER2ST_GENE_LIST)) \
+		$(BIN)/kedro study run --env her2st --devices 0 --parallel 8 --write docs/results.md \
+		--params "training.model.preset=paper_her2st,training.optimiser.lr=1e-5,training.epochs=300,study.experiment=thitogene_study_paper"
 
 # Parameters and forward FLOPs per component of the paper configurations (docs/models/).
 model-summary: $(STAMP)

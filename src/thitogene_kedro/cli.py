@@ -1,8 +1,10 @@
-"""Project commands added to ``kedro``: the fold list, and folds run side by side.
+"""Project commands added to ``kedro``: the fold list, folds run side by side, and the study.
 
     kedro folds plan [--env ENV] [--params K=V,...]
     kedro folds list [--env ENV] [--params K=V,...]
     kedro folds run [--devices cpu|0,1,...] [--per-device N] [--env ENV] [--params K=V,...] [--then PIPELINE]
+    kedro study run [--devices cpu|0,...] [--parallel N] [--env ENV] [--params K=V,...] [--write FILE]
+    kedro study summarise [--env ENV] [--params K=V,...] [--write FILE]
 
 ``folds plan`` plans the folds from the data's section listing and the parameters (the one planner,
 :func:`~thitogene_kedro.training.planning.plan_from_data`) and writes them into the environment's
@@ -14,6 +16,7 @@ training --namespaces <fold>`` process per fold, ``--per-device`` at a time on e
 ``kedro run --pipelines <then>``, which reuses every finished fold from its checkpoint and does what
 needs all folds (the cross-validation summary, the final model, its registration, evaluation).
 Each fold process is its own MLflow run; its output goes to ``logs/folds/<fold>.log``.
+``study`` runs every variant × seed × fold of ``parameters_study.yml`` (:mod:`thitogene_kedro.study`).
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from kedro.framework.project import settings
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import AbstractDataset
+
+if TYPE_CHECKING:
+    from thitogene_kedro.study import StudyRun
 
 DATA_PIPELINES = "preprocessing,patching,graph_building"
 
@@ -54,6 +61,14 @@ def _env_flag(env: str | None) -> str:
     return f" --env {env}" if env else ""
 
 
+def _config_loader(project: Path, env: str | None, params: dict):  # noqa: ANN202 - settings' loader class
+    """The project's configuration for ``env`` and runtime ``params``, without a session."""
+    bootstrap_project(project)
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project / settings.CONF_SOURCE), env=env, runtime_params=params, **settings.CONFIG_LOADER_ARGS
+    )
+
+
 def plan_folds(
     project: Path, env: str | None, params: dict, command: str = "kedro folds plan"
 ) -> tuple[Path, list[str]]:
@@ -62,10 +77,7 @@ def plan_folds(
     from thitogene_kedro.training.planning import PLAN_FILE, write_plan  # noqa: PLC0415
 
     # the configuration and two catalog entries only: no session, hooks or MLflow set-up are needed
-    bootstrap_project(project)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project / settings.CONF_SOURCE), env=env, runtime_params=params, **settings.CONFIG_LOADER_ARGS
-    )
+    loader = _config_loader(project, env, params)
     parameters, catalog = loader["parameters"], loader["catalog"]
     listings = [AbstractDataset.from_config(name, catalog[name]).load() for name in ("raw_sections", "raw_images")]
     plan = plan_for_run(parameters, *listings)
@@ -170,3 +182,79 @@ def run_folds(devices: str, per_device: int, env: str | None, params: str | None
     if failed:
         raise click.ClickException(f"folds failed: {' '.join(failed)} (see logs/folds/); rerun to resume them")
     subprocess.run(kedro_command("--pipelines", then, env=env, params=params), check=True)
+
+
+@cli.group()
+def study() -> None:
+    """The study: every variant × seed × fold as its own MLflow run, and its results (docs/results.md)."""
+
+
+def _study_run(project: Path, env: str | None, params: dict, command: str) -> StudyRun:
+    """Plan the folds (as ``kedro folds plan``), read ``study`` and list the jobs."""
+    from thitogene_kedro.study import StudyParams, study_jobs  # noqa: PLC0415
+
+    _, names = plan_folds(project, env, params, command)
+    try:
+        study = StudyParams.model_validate(_config_loader(project, env, params)["parameters"].get("study", {}))
+    except ValueError as error:
+        raise click.ClickException(f"study parameters (conf/*/parameters_study.yml): {error}") from None
+    from thitogene_kedro.study import StudyRun  # noqa: PLC0415
+
+    return StudyRun(project, env, params, study, study_jobs(study, [n for n in names if n != "final"]))
+
+
+def _study_command(verb: str, env: str | None, params: str | None) -> str:
+    return f"kedro study {verb}{_env_flag(env)}" + (f' --params "{params}"' if params else "")
+
+
+@study.command(name="run")
+@click.option("--env", "-e", default=None, help="Kedro environment.")
+@click.option("--params", default=None, help="Runtime parameters, as for kedro run (under every variant's).")
+@click.option("--devices", default="cpu", show_default=True, help="cpu, or comma-separated CUDA device ids.")
+@click.option("--parallel", default=1, show_default=True, type=click.IntRange(1), help="Jobs at once per device.")
+@click.option("--write", type=click.Path(path_type=Path), default=None, help="Write the results block into FILE.")
+def run_study(env: str | None, params: str | None, devices: str, parallel: int, write: Path | None) -> None:
+    """Data pipelines once, every job not yet FINISHED in MLflow, then the summary."""
+    from thitogene_kedro import study as studies  # noqa: PLC0415
+    from thitogene_kedro.study import job_parameters, params_option  # noqa: PLC0415
+    from thitogene_kedro.sweep import finished_runs  # noqa: PLC0415
+
+    project, runtime = Path.cwd(), _parse_params(params)
+    run = _study_run(project, env, runtime, _study_command("run", env, params))
+    click.echo(f"study {run.study.experiment}: {len(run.jobs)} jobs ({len(run.study.variants)} variants × "
+               f"{len(run.study.seeds)} seeds × {len(run.jobs) // len(run.study.variants) // len(run.study.seeds)} folds)")  # fmt: skip
+    with _session(project, env, runtime) as session:
+        session.run(pipeline_names=DATA_PIPELINES.split(","))
+    todo = list(studies.progress(run.jobs, set(finished_runs(run.study.experiment))))
+    if devices == "cpu" and parallel == 1:
+        failed = studies.run_in_process(run, todo, _session)
+    else:
+        jobs = {job.run_name: job for _, job in todo}
+        codes = run_side_by_side(
+            list(jobs), devices.split(","), parallel,
+            lambda name: kedro_command("--pipelines", "training", "--namespaces", jobs[name].fold, env=env,
+                                       params=params_option(job_parameters(jobs[name], run.study, runtime))),
+            project / "logs" / "study",
+        )  # fmt: skip
+        failed = sorted(name for name, code in codes.items() if code)
+    studies.summarise(
+        run, lambda p: _config_loader(project, env, p)["catalog"], write, _study_command("run", env, params)
+    )
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(run.jobs)} study jobs failed: {' '.join(failed)}; "
+                                   "run the command again to retry them")  # fmt: skip
+
+
+@study.command(name="summarise")
+@click.option("--env", "-e", default=None, help="Kedro environment.")
+@click.option("--params", default=None, help="Runtime parameters, as for kedro study run.")
+@click.option("--write", type=click.Path(path_type=Path), default=None, help="Write the results block into FILE.")
+def summarise_study(env: str | None, params: str | None, write: Path | None) -> None:
+    """Read the study's finished runs back and write its results (a summary MLflow run; FILE)."""
+    from thitogene_kedro import study as studies  # noqa: PLC0415
+
+    project, runtime = Path.cwd(), _parse_params(params)
+    run = _study_run(project, env, runtime, _study_command("summarise", env, params))
+    results = studies.summarise(run, lambda p: _config_loader(project, env, p)["catalog"], write,
+                                _study_command("summarise", env, params))  # fmt: skip
+    click.echo(results.per_variant.to_string(index=False))

@@ -1,0 +1,337 @@
+"""The study: every variant × seed × fold as its own MLflow run, and its results over seeds.
+
+    kedro study run [--env ENV] [--params K=V,...] [--parallel N] [--devices cpu|0,1]
+    kedro study summarise [--env ENV] [--params K=V,...] [--write FILE]
+
+``study`` (``conf/base/parameters_study.yml``) names the variants (each a set of runtime parameter
+overrides: a model, an ablation switch, a precision), the seeds and the MLflow experiment. ``run``
+plans the folds (``kedro folds plan``), prepares the data once, then trains and scores each job,
+one fold of one variant and seed, as one MLflow run named ``<fold>-<variant>-s<seed>``
+(:class:`~thitogene_kedro.sweep.Job`) tagged with the variant and the seed, its files kept apart
+by ``run_suffix``. Jobs with a FINISHED run are skipped and an interrupted fold resumes from its
+checkpoint, so running the command again resumes the study. ``--parallel 1`` on the CPU runs the
+jobs one after another in this process (no start-up per job); otherwise ``--parallel`` ``kedro
+run`` processes run at a time on each device (``kedro folds run``'s scheduler). ``summarise`` reads the runs back and writes the results (per variant mean ± SD
+over seeds, per section, paired Wilcoxon tests over (section, seed) pairs against the reference
+variant, the top genes) into its own MLflow run and, with ``--write``, into a results file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import platform
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from thitogene_kedro.metrics import paired_comparison
+from thitogene_kedro.models.registry import deep_merge
+from thitogene_kedro.sweep import Job, finished_runs, markdown_table, section_scores
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_RUN = "summary"
+BLOCK_BEGIN, BLOCK_END = "<!-- study:begin -->", "<!-- study:end -->"
+
+
+class StudyParams(BaseModel):
+    """The ``study`` parameters (``conf/base/parameters_study.yml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment: str = "thitogene_study"
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    folds: Literal["all"] | list[str] = "all"
+    reference: str = "thitogene"
+    variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"thitogene": {}}, min_length=1)
+    top_genes: int = Field(5, ge=1)
+
+    @field_validator("seeds", "folds", mode="before")
+    @classmethod
+    def _split_words(cls, value: Any) -> Any:
+        """``--params "study.seeds=0 1"`` gives one string: its words are the list."""
+        if isinstance(value, str) and value != "all":
+            return value.split()
+        return [value] if isinstance(value, int) else value
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.reference not in self.variants:
+            raise ValueError(
+                f"study.reference: {self.reference!r} is not one of study.variants {sorted(self.variants)}"
+            )
+        bad = [name for name in self.variants if "-" in name or not name]
+        if bad:
+            raise ValueError(f"study.variants: names may not contain '-' (run names split on it): {bad}")
+
+
+def study_jobs(study: StudyParams, folds: Sequence[str]) -> list[Job]:
+    """The jobs, seed by seed and variant by variant, so that early results are already paired."""
+    chosen = [f for f in folds if study.folds == "all" or f.removeprefix("fold_") in study.folds or f in study.folds]
+    return [Job(f, v, str(s)) for s, v, f in itertools.product(study.seeds, study.variants, chosen)]
+
+
+def job_parameters(job: Job, study: StudyParams, base: dict[str, Any]) -> dict[str, Any]:
+    """Runtime parameters of one job: ``base``, the variant's overrides, the seed and the run's names."""
+    names = {
+        "run_name": job.run_name,
+        "run_suffix": f"-{job.variant}-s{job.seed}",
+        "mlflow_experiment": study.experiment,
+        "training": {"seed": int(job.seed)},
+    }
+    return deep_merge(deep_merge(base, study.variants[job.variant]), names)
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (the ``--params`` form)."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def params_option(params: dict[str, Any]) -> str:
+    """``--params`` text for ``kedro run`` (lists joined by spaces, as the parameters accept them)."""
+    items = []
+    for key, value in flatten(params).items():
+        text = " ".join(map(str, value)) if isinstance(value, list) else value
+        items.append(f"{key}={str(text).lower() if isinstance(text, bool) else text}")
+    return ",".join(items)
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """What :func:`summarise_study` computes from the per-section scores."""
+
+    scores: pd.DataFrame  # variant, seed, fold, section, pcc_mean (one row per job and held-out section)
+    per_variant: pd.DataFrame  # variant, seeds, folds, pcc_mean (over seeds of the mean over sections), pcc_sd
+    per_section: pd.DataFrame  # section × variant: "mean ± SD" over seeds
+    paired: pd.DataFrame  # reference against each other variant over (section, seed) pairs
+
+
+def summarise_study(scores: pd.DataFrame, reference: str, variants: Sequence[str]) -> StudyResults:
+    """Per variant the mean ± SD over seeds of the mean held-out PCC (seeds with every fold only),
+    per section the mean ± SD over seeds, and paired Wilcoxon tests of ``reference`` against each
+    other variant over the (section, seed) pairs both have."""
+    scores = scores[scores["variant"].isin(variants)]
+    folds = scores["fold"].nunique()
+    per_seed = scores.groupby(["variant", "seed"]).agg(folds=("fold", "nunique"), pcc_mean=("pcc_mean", "mean"))
+    complete = per_seed[per_seed["folds"] == folds].reset_index()
+    per_variant = (
+        complete.groupby("variant")
+        .agg(seeds=("seed", "nunique"), pcc_mean=("pcc_mean", "mean"), pcc_sd=("pcc_mean", "std"))
+        .reindex([v for v in variants if v in set(complete["variant"])])
+        .reset_index()
+    )
+    per_variant.insert(2, "folds", folds)
+    stats = scores.groupby(["section", "variant"])["pcc_mean"].agg(["mean", "std", "count"])
+    cells = stats.apply(lambda r: f"{r['mean']:.3f} ± {r['std']:.3f} ({int(r['count'])})", axis=1)
+    per_section = cells.unstack("variant").reindex(columns=[v for v in variants if v in set(scores["variant"])])
+    rows = []
+    keyed = scores.set_index(["section", "seed"])
+    for other in [v for v in variants if v != reference]:
+        pairs = keyed[keyed["variant"] == reference][["pcc_mean"]].join(
+            keyed[keyed["variant"] == other][["pcc_mean"]], how="inner", lsuffix="_a", rsuffix="_b"
+        )
+        if pairs.empty:
+            continue
+        compared = paired_comparison(pairs["pcc_mean_a"], pairs["pcc_mean_b"])
+        rows.append({"reference": reference, "variant": other, "pairs": compared.pop("sections"), **compared})
+    return StudyResults(scores, per_variant, per_section.reset_index(), pd.DataFrame(rows))
+
+
+def top_genes(gene_scores: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Per variant the ``n`` genes with the highest mean −log10 p over sections and seeds among those
+    with a positive mean PCC (the paper's Figure 4 ranking; a significant negative correlation is
+    not a prediction), with their mean PCC. −log10 p is capped at 300 (p below float64's range)."""
+    gene_scores = gene_scores.assign(neg_log10_p=gene_scores["neg_log10_p"].clip(upper=300.0))
+    means = gene_scores.groupby(["variant", "gene"], as_index=False).agg(
+        neg_log10_p=("neg_log10_p", "mean"), pcc=("pcc", "mean"), pairs=("pcc", "size")
+    )
+    ranked = means[means["pcc"] > 0].sort_values(["variant", "neg_log10_p"], ascending=[True, False])
+    return ranked.groupby("variant").head(n).reset_index(drop=True)
+
+
+def top_genes_table(genes: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+    """Rank × variant: ``GENE (mean −log10 p, mean PCC)``."""
+    if genes.empty:
+        return pd.DataFrame()
+    cells = genes.assign(
+        rank=genes.groupby("variant").cumcount() + 1,
+        cell=[
+            f"{g} ({p:.1f}, {r:.2f})" for g, p, r in zip(genes["gene"], genes["neg_log10_p"], genes["pcc"], strict=True)
+        ],
+    )
+    table = cells.pivot(index="rank", columns="variant", values="cell")
+    return table.reindex(columns=[v for v in variants if v in table.columns]).fillna("").reset_index()
+
+
+def results_markdown(results: StudyResults, genes: pd.DataFrame, header: dict[str, str], jobs: tuple[int, int]) -> str:
+    """The results block: provenance, the tables and how far the study got."""
+    done, total = jobs
+    lines = [BLOCK_BEGIN, ""]
+    lines += [f"- {key}: {value}" for key, value in header.items()]
+    lines += [f"- jobs finished: {done} of {total}" + ("" if done == total else " (partial: rerun to resume)"), ""]
+    lines += ["Mean held-out PCC per variant: the mean over the held-out sections of one seed, then mean ± SD"]
+    lines += ["over the seeds whose every fold finished:", "", markdown_table(results.per_variant), ""]
+    lines += ["Per held-out section, mean ± SD over seeds (number of seeds):", "", markdown_table(results.per_section)]
+    if not results.paired.empty:
+        lines += ["", "Paired over (section, seed): the reference variant (a) against each other (b); two-sided"]
+        lines += ["Wilcoxon signed-rank test of a − b:", "", markdown_table(results.paired)]
+    if not genes.empty:
+        lines += ["", "Top genes by mean −log10 p over sections and seeds, among those with a positive mean PCC"]
+        lines += ["(the paper's Figure 4 ranking); each cell: gene (mean −log10 p, mean PCC):", ""]
+        lines += [markdown_table(top_genes_table(genes, list(results.per_variant["variant"])))]
+    return "\n".join([*lines, "", BLOCK_END])
+
+
+def write_block(path: Path, block: str) -> None:
+    """Replace the results block in ``path`` (appended when the file has none); atomic."""
+    text = path.read_text() if path.exists() else ""
+    if BLOCK_BEGIN in text and BLOCK_END in text:
+        before, _, rest = text.partition(BLOCK_BEGIN)
+        text = before + block + rest.partition(BLOCK_END)[2]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """How one study runs: the project, its environment and runtime parameters, and the jobs."""
+
+    project: Path
+    env: str | None
+    params: dict[str, Any]
+    study: StudyParams
+    jobs: list[Job]
+
+
+def progress(jobs: Sequence[Job], done: set[str]) -> Iterator[tuple[int, Job]]:
+    """``(k, job)`` for each job without a FINISHED run, logging "k of n" and the skipped count."""
+    skipped = [job for job in jobs if job.run_name in done]
+    if skipped:
+        logger.info("study: %d of %d jobs already finished in MLflow; skipping them", len(skipped), len(jobs))
+    for k, job in enumerate(jobs, start=1):
+        if job.run_name not in done:
+            logger.info("study: job %d of %d: %s", k, len(jobs), job.run_name)
+            yield k, job
+
+
+def run_in_process(run: StudyRun, todo: Sequence[tuple[int, Job]], session: Callable[..., Any]) -> list[str]:
+    """Run jobs one after another in this process; returns the failed run names."""
+    import mlflow  # noqa: PLC0415 - only where jobs run
+
+    failed = []
+    for k, job in todo:
+        try:
+            with session(run.project, run.env, job_parameters(job, run.study, run.params)) as kedro:
+                kedro.run(pipeline_names=["training"], namespaces=[job.fold])
+        except KeyboardInterrupt:
+            while mlflow.active_run():
+                mlflow.end_run(status="KILLED")
+            logger.error("study interrupted in job %d of %d (%s); run the command again to resume", k, len(run.jobs),
+                         job.run_name)  # fmt: skip
+            raise
+        except Exception as error:  # noqa: BLE001 - one failed job must not stop the others
+            logger.error("study: job %s failed: %s", job.run_name, error)
+            failed.append(job.run_name)
+    return failed
+
+
+def gene_score_rows(run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], done: set[str]) -> pd.DataFrame:
+    """The per-gene held-out scores of every finished job, read through the catalog entry
+    ``{fold}.test_gene_scores`` with the job's ``run_suffix``."""
+    from kedro.io import AbstractDataset  # noqa: PLC0415
+
+    frames = []
+    for job in run.jobs:
+        if job.run_name not in done:
+            continue
+        entry = catalog_config(job_parameters(job, run.study, run.params))["{fold}.test_gene_scores"]
+        entry = {k: v.replace("{fold}", job.fold) if isinstance(v, str) else v for k, v in entry.items()}
+        dataset = AbstractDataset.from_config(f"{job.fold}.test_gene_scores", entry)
+        if dataset.exists():
+            frames.append(dataset.load().assign(variant=job.variant, seed=job.seed, fold=job.fold))
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["variant", "gene", "neg_log10_p", "pcc"])
+    )
+
+
+def provenance(run: StudyRun, command: str) -> dict[str, str]:
+    """Who, where and how: the results block's header lines."""
+    from thitogene_kedro.hooks import git_commit  # noqa: PLC0415
+
+    found = git_commit(run.project)
+    commit = f"{found[0][:10]}{' (with uncommitted changes)' if found[1] else ''}" if found else "unknown"
+    return {
+        "command": f"`{command}`",
+        "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform(terse=True)}",
+        "commit": commit,
+        "environment": run.env or "base",
+        "MLflow experiment": f"`{run.study.experiment}`",
+        "variants": ", ".join(
+            f"`{name}`: {params_option(v) or 'as configured'}" for name, v in run.study.variants.items()
+        ),
+        "seeds": " ".join(map(str, run.study.seeds)),
+    }
+
+
+def log_summary_run(run: StudyRun, results: StudyResults, genes: pd.DataFrame, markdown: str) -> str:
+    """The summary as its own MLflow run in the study's experiment; returns its id."""
+    import mlflow  # noqa: PLC0415
+
+    mlflow.set_experiment(run.study.experiment)
+    with mlflow.start_run(run_name=SUMMARY_RUN, tags={"study_role": "summary"}) as active:
+        for row in results.per_variant.itertuples(index=False):
+            mlflow.log_metrics({f"{row.variant}.pcc_mean_over_seeds": row.pcc_mean, f"{row.variant}.seeds": row.seeds})
+            if not np.isnan(row.pcc_sd):
+                mlflow.log_metric(f"{row.variant}.pcc_sd_over_seeds", row.pcc_sd)
+        with tempfile.TemporaryDirectory() as folder:
+            for name, frame in {"sections": results.scores, "per_variant": results.per_variant,
+                                "per_section": results.per_section, "paired": results.paired, "top_genes": genes}.items():  # fmt: skip
+                frame.to_csv(Path(folder) / f"{name}.csv", index=False)
+            (Path(folder) / "results.md").write_text(markdown)
+            mlflow.log_artifacts(folder, "study")
+        return active.info.run_id
+
+
+def summarise(
+    run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], write: Path | None, command: str
+) -> StudyResults:
+    """Read the study's runs back, compute its results, log them as the summary run, write ``write``."""
+    done = set(finished_runs(run.study.experiment))
+    names = {job.run_name for job in run.jobs}
+    scores = section_scores(run.study.experiment)
+    scores = scores[scores["run_name"].isin(names)]
+    results = summarise_study(scores, run.study.reference, list(run.study.variants))
+    genes = top_genes(gene_score_rows(run, catalog_config, done), run.study.top_genes)
+    markdown = results_markdown(results, genes, provenance(run, command), (len(names & done), len(names)))
+    run_id = log_summary_run(run, results, genes, markdown)
+    logger.info("study: %d of %d jobs summarised in MLflow run %s", len(names & done), len(names), run_id)
+    if write is not None:
+        write_block(write, markdown)
+        logger.info("study: results written to %s", write)
+    return results
