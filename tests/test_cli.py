@@ -64,10 +64,10 @@ def test_a_plan_that_no_longer_fits_stops_the_run_before_any_node(project_copy):
     assert "Running node" not in text and not (project_copy / "data" / "03_primary" / "selected_genes.csv").exists()
 
 
-def runs_in_store() -> list[mlflow.entities.Run]:
+def runs_in_store(experiment: str = "thitogene_kedro") -> list[mlflow.entities.Run]:
     """The runs the subprocesses logged (this process's MLflow may point at an earlier test's store)."""
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    return mlflow.search_runs(experiment_names=["thitogene_kedro"], output_format="list")
+    return mlflow.search_runs(experiment_names=[experiment], output_format="list")
 
 
 def _interval(log: str) -> tuple[datetime, datetime]:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tests.test_cli import kedro, runs_in_store
 from thitogene_kedro.study import (
     BLOCK_BEGIN,
     BLOCK_END,
@@ -48,6 +49,9 @@ def test_bad_study_parameters_are_named():
         StudyParams(reference="nope")
     with pytest.raises(ValueError, match="may not contain '-'"):
         StudyParams(reference="a-b", variants={"a-b": {}})
+    with pytest.raises(ValueError, match=r"study.run_variants: \['nope'\]"):
+        StudyParams(run_variants="thitogene nope")
+    assert StudyParams(variants={"thitogene": {}, "b": {}}, run_variants="thitogene").chosen_variants == ["thitogene"]
 
 
 def scores_table() -> pd.DataFrame:
@@ -93,3 +97,35 @@ def test_the_results_block_is_replaced_in_place(tmp_path):
     write_block(results, f"{BLOCK_BEGIN}\none\n{BLOCK_END}")
     write_block(results, f"{BLOCK_BEGIN}\ntwo\n{BLOCK_END}")
     assert results.read_text() == f"# Results\n\nintro\n\n{BLOCK_BEGIN}\ntwo\n{BLOCK_END}\n"
+
+
+def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project_copy):
+    """Two variants × one fold × two seeds on the synthetic demo: seed 0 in this process, then seed 1
+    as two ``kedro run`` processes side by side, the seed-0 jobs skipped as finished."""
+    results = project_copy / "results.md"
+    results.write_text(f"# Results\n\n{BLOCK_BEGIN}\nNot run yet.\n{BLOCK_END}\n")
+    params = "training.epochs=1,training.cv.folds=SYN_A1,study.run_variants=thitogene no_gat,study.seeds=0"
+    first = kedro(project_copy, "study", "run", "--params", params, "--write", "results.md")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (
+        "study: job 1 of 2: fold_SYN_A1-thitogene-s0" in first.stderr and "jobs finished: 2 of 2" in results.read_text()
+    )
+    second = kedro(project_copy, "study", "run", "--parallel", "2", "--params", params + " 1", "--write", "results.md")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "study: 2 of 4 jobs already finished in MLflow; skipping them" in " ".join(second.stderr.split())
+    assert sorted(p.name for p in (project_copy / "logs" / "study").iterdir()) == [
+        "fold_SYN_A1-no_gat-s1.log", "fold_SYN_A1-thitogene-s1.log"]  # fmt: skip
+
+    runs = runs_in_store("thitogene_study")
+    jobs = {r.info.run_name: r for r in runs if r.info.run_name != "summary"}
+    assert sorted(jobs) == sorted(f"fold_SYN_A1-{v}-s{s}" for v in ("thitogene", "no_gat") for s in (0, 1))
+    assert all(
+        r.info.status == "FINISHED" and "fold_SYN_A1.test.SYN_A1.pcc_mean" in r.data.metrics for r in jobs.values()
+    )
+    ablated = jobs["fold_SYN_A1-no_gat-s1"].data.params
+    assert ablated["training.model.overrides.components.gat"] == "False" and ablated["training.seed"] == "1"
+    text = results.read_text()
+    assert text.startswith("# Results\n\n") and text.count(BLOCK_BEGIN) == 1 and "jobs finished: 4 of 4" in text
+    summary = max((r for r in runs if r.info.run_name == "summary"), key=lambda r: r.info.start_time)
+    assert summary.data.metrics["thitogene.seeds"] == 2 and "thitogene.pcc_sd_over_seeds" in summary.data.metrics
+    assert "| thitogene | no_gat | 2 |" in text  # paired over (SYN_A1, 0) and (SYN_A1, 1)

@@ -221,11 +221,12 @@ def run_study(env: str | None, params: str | None, devices: str, parallel: int, 
 
     project, runtime = Path.cwd(), _parse_params(params)
     run = _study_run(project, env, runtime, _study_command("run", env, params))
-    click.echo(f"study {run.study.experiment}: {len(run.jobs)} jobs ({len(run.study.variants)} variants × "
-               f"{len(run.study.seeds)} seeds × {len(run.jobs) // len(run.study.variants) // len(run.study.seeds)} folds)")  # fmt: skip
+    variants, seeds = len(run.study.chosen_variants), len(run.study.seeds)
+    click.echo(f"study {run.study.experiment}: {len(run.jobs)} jobs ({variants} variants × {seeds} seeds × "
+               f"{len(run.jobs) // variants // seeds} folds)")  # fmt: skip
     with _session(project, env, runtime) as session:
         session.run(pipeline_names=DATA_PIPELINES.split(","))
-    todo = list(studies.progress(run.jobs, set(finished_runs(run.study.experiment))))
+    todo = studies.pending(run.jobs, set(finished_runs(run.study.experiment)))
     if devices == "cpu" and parallel == 1:
         failed = studies.run_in_process(run, todo, _session)
     else:

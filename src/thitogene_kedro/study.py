@@ -23,7 +23,7 @@ import logging
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,9 +53,15 @@ class StudyParams(BaseModel):
     folds: Literal["all"] | list[str] = "all"
     reference: str = "thitogene"
     variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"thitogene": {}}, min_length=1)
+    run_variants: Literal["all"] | list[str] = "all"
     top_genes: int = Field(5, ge=1)
 
-    @field_validator("seeds", "folds", mode="before")
+    @property
+    def chosen_variants(self) -> list[str]:
+        """The variants this study runs (``run_variants``), in ``variants``' order."""
+        return [v for v in self.variants if self.run_variants == "all" or v in self.run_variants]
+
+    @field_validator("seeds", "folds", "run_variants", mode="before")
     @classmethod
     def _split_words(cls, value: Any) -> Any:
         """``--params "study.seeds=0 1"`` gives one string: its words are the list."""
@@ -71,12 +77,17 @@ class StudyParams(BaseModel):
         bad = [name for name in self.variants if "-" in name or not name]
         if bad:
             raise ValueError(f"study.variants: names may not contain '-' (run names split on it): {bad}")
+        unknown = [] if self.run_variants == "all" else sorted(set(self.run_variants) - set(self.variants))
+        if unknown:
+            raise ValueError(f"study.run_variants: {unknown} are not among study.variants {sorted(self.variants)}")
+        if self.reference not in self.chosen_variants:
+            raise ValueError(f"study.run_variants must include the reference variant {self.reference!r}")
 
 
 def study_jobs(study: StudyParams, folds: Sequence[str]) -> list[Job]:
     """The jobs, seed by seed and variant by variant, so that early results are already paired."""
     chosen = [f for f in folds if study.folds == "all" or f.removeprefix("fold_") in study.folds or f in study.folds]
-    return [Job(f, v, str(s)) for s, v, f in itertools.product(study.seeds, study.variants, chosen)]
+    return [Job(f, v, str(s)) for s, v, f in itertools.product(study.seeds, study.chosen_variants, chosen)]
 
 
 def job_parameters(job: Job, study: StudyParams, base: dict[str, Any]) -> dict[str, Any]:
@@ -226,15 +237,12 @@ class StudyRun:
     jobs: list[Job]
 
 
-def progress(jobs: Sequence[Job], done: set[str]) -> Iterator[tuple[int, Job]]:
-    """``(k, job)`` for each job without a FINISHED run, logging "k of n" and the skipped count."""
-    skipped = [job for job in jobs if job.run_name in done]
+def pending(jobs: Sequence[Job], done: set[str]) -> list[tuple[int, Job]]:
+    """``(k, job)`` for each job without a FINISHED run (k counts all jobs); logs how many are skipped."""
+    skipped = sum(job.run_name in done for job in jobs)
     if skipped:
-        logger.info("study: %d of %d jobs already finished in MLflow; skipping them", len(skipped), len(jobs))
-    for k, job in enumerate(jobs, start=1):
-        if job.run_name not in done:
-            logger.info("study: job %d of %d: %s", k, len(jobs), job.run_name)
-            yield k, job
+        logger.info("study: %d of %d jobs already finished in MLflow; skipping them", skipped, len(jobs))
+    return [(k, job) for k, job in enumerate(jobs, start=1) if job.run_name not in done]
 
 
 def run_in_process(run: StudyRun, todo: Sequence[tuple[int, Job]], session: Callable[..., Any]) -> list[str]:
@@ -243,6 +251,7 @@ def run_in_process(run: StudyRun, todo: Sequence[tuple[int, Job]], session: Call
 
     failed = []
     for k, job in todo:
+        logger.info("study: job %d of %d: %s", k, len(run.jobs), job.run_name)
         try:
             with session(run.project, run.env, job_parameters(job, run.study, run.params)) as kedro:
                 kedro.run(pipeline_names=["training"], namespaces=[job.fold])
@@ -293,7 +302,8 @@ def provenance(run: StudyRun, command: str) -> dict[str, str]:
         "environment": run.env or "base",
         "MLflow experiment": f"`{run.study.experiment}`",
         "variants": ", ".join(
-            f"`{name}`: {params_option(v) or 'as configured'}" for name, v in run.study.variants.items()
+            f"`{name}`: {params_option(run.study.variants[name]) or 'as configured'}"
+            for name in run.study.chosen_variants
         ),
         "seeds": " ".join(map(str, run.study.seeds)),
     }
@@ -326,7 +336,7 @@ def summarise(
     names = {job.run_name for job in run.jobs}
     scores = section_scores(run.study.experiment)
     scores = scores[scores["run_name"].isin(names)]
-    results = summarise_study(scores, run.study.reference, list(run.study.variants))
+    results = summarise_study(scores, run.study.reference, run.study.chosen_variants)
     genes = top_genes(gene_score_rows(run, catalog_config, done), run.study.top_genes)
     markdown = results_markdown(results, genes, provenance(run, command), (len(names & done), len(names)))
     run_id = log_summary_run(run, results, genes, markdown)
