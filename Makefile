@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/kedro run
 
 test: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider
+	$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

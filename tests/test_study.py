@@ -122,6 +122,9 @@ def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project
     assert all(
         r.info.status == "FINISHED" and "fold_SYN_A1.test.SYN_A1.pcc_mean" in r.data.metrics for r in jobs.values()
     )
+    assert jobs["fold_SYN_A1-no_gat-s1"].data.tags | {"variant": "no_gat", "seed": "1", "fold": "fold_SYN_A1"} == (
+        jobs["fold_SYN_A1-no_gat-s1"].data.tags
+    )
     ablated = jobs["fold_SYN_A1-no_gat-s1"].data.params
     assert ablated["training.model.overrides.components.gat"] == "False" and ablated["training.seed"] == "1"
     text = results.read_text()

@@ -89,6 +89,17 @@ class ProjectHooks:
             mlflow.end_run(status="FAILED")
 
 
+def job_tags(runtime_params: dict[str, Any]) -> dict[str, str]:
+    """``fold``, ``variant`` and ``seed`` of a study or sweep job (its ``run_name`` and ``run_suffix``)."""
+    name = runtime_params.get("run_name")
+    if not name or not runtime_params.get("run_suffix"):
+        return {}
+    from thitogene_kedro.sweep import Job  # noqa: PLC0415 - the one run-name form
+
+    job = Job.from_run_name(str(name))
+    return {"fold": job.fold, "variant": job.variant, "seed": job.seed}
+
+
 class RunTagHooks:
     """Tags each MLflow run with the code version and the data it reads (from descriptions, not loads)."""
 
@@ -113,7 +124,7 @@ class RunTagHooks:
         plan = registered_plan()
         if plan is not None:
             tags["sections"] = " ".join(plan.basis.sections)
-        mlflow.set_tags(tags)
+        mlflow.set_tags(tags | job_tags(run_params.get("runtime_params") or {}))
 
 
 class ParameterLoggingHooks:

@@ -234,7 +234,7 @@ def test_uniform_weights_of_spots_without_edges_are_dropped_out_as_in_the_dense_
 
 @pytest.mark.parametrize("axis", ["neighbours", "receivers"])
 def test_with_attention_dropout_both_implementations_have_one_distribution(axis):
-    """Spots without edges among spots with edges: per output, the mean and variance over 3,000
+    """Spots without edges among spots with edges: per output, the mean and variance over 2,000
     dropout draws agree between the two implementations (the masks differ, their law does not)."""
     n = 8
     edges = torch.tensor([[0, 0, 1, 2, 2, 3], [1, 2, 2, 0, 3, 1]])  # 4..7 list nobody and are listed by nobody
@@ -244,9 +244,9 @@ def test_with_attention_dropout_both_implementations_have_one_distribution(axis)
         gat = dropout_layer(axis, implementation, heads=1)
         torch.manual_seed(2)
         with torch.no_grad():
-            draws[implementation] = torch.stack([gat(x, edges, mask) for _ in range(3000)])
+            draws[implementation] = torch.stack([gat(x, edges, mask) for _ in range(2000)])
     sparse, dense = draws["neighbour_list"], draws["dense"]
-    standard_error = dense.std(0) / 3000**0.5
+    standard_error = dense.std(0) / 2000**0.5
     assert ((sparse.mean(0) - dense.mean(0)).abs() <= 6 * standard_error + 1e-6).all()
     assert dense.var(0).min() > 0  # every output is random under dropout
     torch.testing.assert_close(sparse.var(0), dense.var(0), rtol=0.2, atol=1e-6)

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from thitogene_kedro.models import autocast, resolve_device
-from thitogene_kedro.models.runtime import resolve_host_memory_reuse, reuse_freed_host_memory
+from thitogene_kedro.models.runtime import (
+    native_bf16,
+    resolve_host_memory_reuse,
+    resolve_precision,
+    reuse_freed_host_memory,
+)
 
 
 def test_auto_picks_cuda_only_when_available():
@@ -37,7 +42,12 @@ def test_autocast_precisions():
 ALLOCATOR_CHECK = """
 import ctypes, json
 import torch
-from thitogene_kedro.models.runtime import resolve_host_memory_reuse, reuse_freed_host_memory
+from thitogene_kedro.models.runtime import (
+    native_bf16,
+    resolve_host_memory_reuse,
+    resolve_precision,
+    reuse_freed_host_memory,
+)
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
@@ -93,3 +103,11 @@ def test_auto_reuses_freed_host_memory_for_legacy_st_sized_steps_only():
     assert resolve_host_memory_reuse("auto", 283) and resolve_host_memory_reuse("auto", 1500)
     assert not resolve_host_memory_reuse("auto", 4992)  # a Visium section: the retained heap fragments
     assert resolve_host_memory_reuse(True, 4992) and not resolve_host_memory_reuse(False, 283)
+
+
+def test_auto_precision_is_bf16_only_on_a_gpu_and_emulated_bf16_is_named(caplog):
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("fp32", cpu) == "fp32"
+    with caplog.at_level("WARNING"):
+        assert resolve_precision("bf16", cpu) == "bf16"
+    assert ("without native bf16" in caplog.text) == (not native_bf16(cpu))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import platform
 from collections.abc import Iterator
 from typing import Literal
@@ -13,6 +14,8 @@ import torch
 Precision = Literal["fp32", "bf16", "fp16"]
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -29,6 +32,29 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {name!r} was requested but this machine has {torch.cuda.device_count()} CUDA devices")
     return device
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: a CUDA GPU that supports it, or a CPU whose oneDNN
+    has bf16 kernels (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """``auto``: bf16 autocast on a CUDA GPU that supports it, else fp32 — also on a CPU with native
+    bf16, until the fp32/bf16 parity of ``docs/results.md`` has been measured on one (``docs/training.md``).
+    An explicit ``bf16`` on a device without native bf16 runs, with a warning that it is emulated."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "bf16" and not native_bf16(device):
+        capability = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else device.type
+        logger.warning(
+            "training.precision=bf16 on %s (%s) without native bf16: autocast runs emulated bf16, slower than fp32",
+            device, capability,
+        )  # fmt: skip
+    return precision  # type: ignore[return-value]
 
 
 @contextlib.contextmanager

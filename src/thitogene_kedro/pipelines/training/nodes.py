@@ -21,7 +21,7 @@ import torch
 from thitogene_kedro.metrics import score_held_out
 from thitogene_kedro.models import resolve_device
 from thitogene_kedro.models.pyfunc import SpotExpressionPredictor
-from thitogene_kedro.models.runtime import Precision
+from thitogene_kedro.models.runtime import resolve_precision
 from thitogene_kedro.pipelines.evaluation.params import EvaluationParams
 from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
 from thitogene_kedro.pipelines.training.params import TrainingParams
@@ -104,13 +104,6 @@ def build_fold_inputs(
 
     # held-out sections' genes were chosen without looking at them: genes they lack count as 0
     return FoldInputs(fold, names, settings, prepare(fold.train), prepare(fold.validation), prepare(fold.test, "zero"))
-
-
-def resolve_precision(precision: str, device: torch.device) -> Precision:
-    """``auto``: bf16 autocast on a CUDA device that supports it, else fp32."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
 
 
 def loop_settings(training: TrainingParams, label: str) -> LoopSettings:
