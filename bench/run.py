@@ -36,8 +36,10 @@ from bench.model_ops import (
     paper_model,
     whole_step_rows,
 )
+from bench.precision import precision_rows, precision_table
 from bench.report import cpu_name, write_block
 from thitogene_kedro.models import collate_sections
+from thitogene_kedro.models.runtime import native_bf16
 from thitogene_kedro.sections import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +134,16 @@ def memory_table(data_dir: Path, source: str, section: str, preset: str) -> list
     return lines
 
 
+def precision_section(model: torch.nn.Module, batch, repeats: int) -> list[str]:
+    """The fp32/bf16 table where this CPU computes bf16 natively; else the one line saying why not."""
+    if not native_bf16(torch.device("cpu")):
+        return [
+            f"Not measured: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16 in oneDNN "
+            "(AVX512-BF16 or AMX), so bf16 autocast would be emulated; `precision: auto` stays fp32 on CPUs."
+        ]
+    return precision_table(precision_rows(model, batch, repeats))
+
+
 def end_to_end() -> list[str]:
     """``kedro run`` of the default pipeline on the synthetic demo, in a fresh copy of the project."""
     with tempfile.TemporaryDirectory() as folder:
@@ -160,7 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[300, 1000, 3000, 5000])
     parser.add_argument("--naive-max", type=int, default=3000, help="largest section size run the naive way")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["modules", "comparisons", "memory", "e2e"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["modules", "comparisons", "precision", "memory", "e2e"]
+    )
     parser.add_argument("--write", type=Path, help="markdown file whose bench:begin/end block is replaced")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -201,6 +215,9 @@ def main(argv: list[str] | None = None) -> None:
         if "comparisons" not in args.skip:
             report += ["", "### Naive formulations side by side (same inputs, same run)", ""]
             report += comparison_table([allocator, *comparison_rows(model, batch, args.repeats)])
+        if "precision" not in args.skip:
+            report += ["", "### fp32 and bf16 autocast side by side (same section, alternating, same run)", ""]
+            report += precision_section(model, batch, args.repeats)
         del model
         if "memory" not in args.skip:
             report += ["", "### Patching and the whole job's memory (fresh process each)", ""]
