@@ -6,6 +6,8 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+from thitogene_kedro import markdown_blocks
+
 
 def cpu_name() -> str:
     """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
@@ -19,14 +21,5 @@ def cpu_name() -> str:
 
 
 def write_block(path: Path, text: str, name: str = "bench") -> None:
-    """Replace the text between ``<!-- {name}:begin -->`` and ``<!-- {name}:end -->`` in ``path``
-    (appending the block if the file has none)."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    document = path.read_text() if path.exists() else ""
-    block = f"{begin}\n{text}\n{end}"
-    if begin in document and end in document:
-        head, rest = document.split(begin, 1)
-        document = head + block + rest.split(end, 1)[1]
-    else:
-        document = document.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(document)
+    """:func:`thitogene_kedro.markdown_blocks.write_block`, block ``bench`` unless named."""
+    markdown_blocks.write_block(path, text, name)

@@ -8,18 +8,18 @@ import pytest
 from scipy import stats
 
 from tests.test_cli import kedro, runs_in_store
+from thitogene_kedro.markdown_blocks import markers, write_block
 from thitogene_kedro.study import (
-    BLOCK_BEGIN,
-    BLOCK_END,
     StudyParams,
     job_parameters,
     params_option,
     study_jobs,
     summarise_study,
     top_genes,
-    write_block,
 )
 from thitogene_kedro.sweep import Job
+
+BLOCK_BEGIN, BLOCK_END = markers("study")
 
 ABLATION = {"training": {"model": {"overrides": {"components": {"gat": False}}}}}
 
@@ -94,8 +94,8 @@ def test_top_genes_rank_by_mean_neg_log10_p():
 def test_the_results_block_is_replaced_in_place(tmp_path):
     results = tmp_path / "results.md"
     results.write_text("# Results\n\nintro\n")
-    write_block(results, f"{BLOCK_BEGIN}\none\n{BLOCK_END}")
-    write_block(results, f"{BLOCK_BEGIN}\ntwo\n{BLOCK_END}")
+    write_block(results, "one", "study")
+    write_block(results, "two", "study")
     assert results.read_text() == f"# Results\n\nintro\n\n{BLOCK_BEGIN}\ntwo\n{BLOCK_END}\n"
 
 

@@ -35,7 +35,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import AbstractDataset
 
 if TYPE_CHECKING:
-    from thitogene_kedro.study import StudyRun
+    from thitogene_kedro.study import StudyRun  # noqa: F401 - the return annotation
 
 DATA_PIPELINES = "preprocessing,patching,graph_building"
 
@@ -73,11 +73,15 @@ def plan_folds(
     project: Path, env: str | None, params: dict, command: str = "kedro folds plan"
 ) -> tuple[Path, list[str]]:
     """Plan the folds from the data listing and the parameters; write them to the environment's plan file."""
+    return write_folds(project, env, _config_loader(project, env, params), command)
+
+
+def write_folds(project: Path, env: str | None, loader, command: str) -> tuple[Path, list[str]]:  # noqa: ANN001
+    """:func:`plan_folds` with the configuration already loaded."""
     from thitogene_kedro.pipelines.registered_folds import plan_for_run  # noqa: PLC0415
     from thitogene_kedro.training.planning import PLAN_FILE, write_plan  # noqa: PLC0415
 
     # the configuration and two catalog entries only: no session, hooks or MLflow set-up are needed
-    loader = _config_loader(project, env, params)
     parameters, catalog = loader["parameters"], loader["catalog"]
     listings = [AbstractDataset.from_config(name, catalog[name]).load() for name in ("raw_sections", "raw_images")]
     plan = plan_for_run(parameters, *listings)
@@ -191,15 +195,14 @@ def study() -> None:
 
 def _study_run(project: Path, env: str | None, params: dict, command: str) -> StudyRun:
     """Plan the folds (as ``kedro folds plan``), read ``study`` and list the jobs."""
-    from thitogene_kedro.study import StudyParams, study_jobs  # noqa: PLC0415
+    from thitogene_kedro.study import StudyParams, StudyRun, study_jobs  # noqa: PLC0415
 
-    _, names = plan_folds(project, env, params, command)
+    loader = _config_loader(project, env, params)
+    _, names = write_folds(project, env, loader, command)
     try:
-        study = StudyParams.model_validate(_config_loader(project, env, params)["parameters"].get("study", {}))
+        study = StudyParams.model_validate(loader["parameters"].get("study", {}))
     except ValueError as error:
         raise click.ClickException(f"study parameters (conf/*/parameters_study.yml): {error}") from None
-    from thitogene_kedro.study import StudyRun  # noqa: PLC0415
-
     return StudyRun(project, env, params, study, study_jobs(study, [n for n in names if n != "final"]))
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from thitogene_kedro.markdown_blocks import write_block
 from thitogene_kedro.metrics import paired_comparison
 from thitogene_kedro.models.registry import deep_merge
 from thitogene_kedro.sweep import Job, finished_runs, markdown_table, section_scores
@@ -40,7 +41,7 @@ from thitogene_kedro.sweep import Job, finished_runs, markdown_table, section_sc
 logger = logging.getLogger(__name__)
 
 SUMMARY_RUN = "summary"
-BLOCK_BEGIN, BLOCK_END = "<!-- study:begin -->", "<!-- study:end -->"
+BLOCK = "study"  # the results file's block (markdown_blocks)
 
 
 class StudyParams(BaseModel):
@@ -194,7 +195,7 @@ def top_genes_table(genes: pd.DataFrame, variants: Sequence[str]) -> pd.DataFram
 def results_markdown(results: StudyResults, genes: pd.DataFrame, header: dict[str, str], jobs: tuple[int, int]) -> str:
     """The results block: provenance, the tables and how far the study got."""
     done, total = jobs
-    lines = [BLOCK_BEGIN, ""]
+    lines = [""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
     lines += [f"- jobs finished: {done} of {total}" + ("" if done == total else " (partial: rerun to resume)"), ""]
     lines += ["Mean held-out PCC per variant: the mean over the held-out sections of one seed, then mean ± SD"]
@@ -207,20 +208,7 @@ def results_markdown(results: StudyResults, genes: pd.DataFrame, header: dict[st
         lines += ["", "Top genes by mean −log10 p over sections and seeds, among those with a positive mean PCC"]
         lines += ["(the paper's Figure 4 ranking); each cell: gene (mean −log10 p, mean PCC):", ""]
         lines += [markdown_table(top_genes_table(genes, list(results.per_variant["variant"])))]
-    return "\n".join([*lines, "", BLOCK_END])
-
-
-def write_block(path: Path, block: str) -> None:
-    """Replace the results block in ``path`` (appended when the file has none); atomic."""
-    text = path.read_text() if path.exists() else ""
-    if BLOCK_BEGIN in text and BLOCK_END in text:
-        before, _, rest = text.partition(BLOCK_BEGIN)
-        text = before + block + rest.partition(BLOCK_END)[2]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    return "\n".join([*lines, ""])
 
 
 # ---------------------------------------------------------------- running
@@ -272,12 +260,14 @@ def gene_score_rows(run: StudyRun, catalog_config: Callable[[dict[str, Any]], di
     ``{fold}.test_gene_scores`` with the job's ``run_suffix``."""
     from kedro.io import AbstractDataset  # noqa: PLC0415
 
-    frames = []
+    frames, entries = [], {}
     for job in run.jobs:
         if job.run_name not in done:
             continue
-        entry = catalog_config(job_parameters(job, run.study, run.params))["{fold}.test_gene_scores"]
-        entry = {k: v.replace("{fold}", job.fold) if isinstance(v, str) else v for k, v in entry.items()}
+        suffix = (job.variant, job.seed)  # the paths depend on run_suffix only: one configuration per suffix
+        if suffix not in entries:
+            entries[suffix] = catalog_config(job_parameters(job, run.study, run.params))["{fold}.test_gene_scores"]
+        entry = {k: v.replace("{fold}", job.fold) if isinstance(v, str) else v for k, v in entries[suffix].items()}
         dataset = AbstractDataset.from_config(f"{job.fold}.test_gene_scores", entry)
         if dataset.exists():
             frames.append(dataset.load().assign(variant=job.variant, seed=job.seed, fold=job.fold))
@@ -342,6 +332,6 @@ def summarise(
     run_id = log_summary_run(run, results, genes, markdown)
     logger.info("study: %d of %d jobs summarised in MLflow run %s", len(names & done), len(names), run_id)
     if write is not None:
-        write_block(write, markdown)
+        write_block(write, markdown, BLOCK)
         logger.info("study: results written to %s", write)
     return results
