@@ -1,5 +1,6 @@
-"""Project commands added to ``kedro``: the fold list, folds run side by side, and the study.
+"""Project commands added to ``kedro``: ``run`` with one-line errors, the folds, and the study.
 
+    kedro run [--traceback] [...every option of Kedro's own run]
     kedro folds plan [--env ENV] [--params K=V,...]
     kedro folds list [--env ENV] [--params K=V,...]
     kedro folds run [--devices cpu|0,1,...] [--per-device N] [--env ENV] [--params K=V,...] [--then PIPELINE]
@@ -17,10 +18,17 @@ training --namespaces <fold>`` process per fold, ``--per-device`` at a time on e
 needs all folds (the cross-validation summary, the final model, its registration, evaluation).
 Each fold process is its own MLflow run; its output goes to ``logs/folds/<fold>.log``.
 ``study`` runs every variant × seed × fold of ``parameters_study.yml`` (:mod:`thitogene_kedro.study`).
+
+Every command reports a user-fixable error (bad data, parameters, inputs) as one line and exits 1,
+with the traceback in ``info.log`` (``--traceback`` on ``run`` prints it); an interrupted run
+(Ctrl-C, SIGTERM) says where it stopped and exits 130 or 143. Other errors are bugs: traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import os
 import subprocess
 import sys
@@ -29,12 +37,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import AbstractDataset
 
+from thitogene_kedro.errors import RunInterrupted, one_line
+
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from thitogene_kedro.study import StudyRun  # noqa: F401 - the return annotation
 
 DATA_PIPELINES = "preprocessing,patching,graph_building"
@@ -128,9 +141,50 @@ def run_side_by_side(
     return codes
 
 
+def with_reported_errors(command):  # noqa: ANN001, ANN201 - a click callback
+    """``command`` with :func:`reported_errors` around it."""
+
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with reported_errors():
+            return command(*args, **kwargs)
+
+    return wrapped
+
+
+@contextlib.contextmanager
+def reported_errors(show_traceback: bool = False) -> Iterator[None]:
+    """A user-fixable error or an interruption becomes one line on stderr and an exit code; the
+    traceback goes to the log file (logger ``thitogene_kedro.tracebacks``, see conf/logging.yml)."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except Exception as error:
+        message = one_line(error)
+        if message is None or show_traceback:
+            raise
+        logging.getLogger("thitogene_kedro.tracebacks").error("%s", message, exc_info=error)
+        interrupted = isinstance(error, RunInterrupted)
+        click.echo(f"{'Stopped' if interrupted else 'Error'}: {message}", err=True)
+        if not interrupted:
+            click.echo("(the traceback is in info.log; `kedro run --traceback` prints it)", err=True)
+        raise SystemExit(error.exit_code if interrupted else 1) from None
+
+
 @click.group(name="thitogene")
 def cli() -> None:
     """thitogene-kedro project commands."""
+
+
+_TRACEBACK = click.Option(["--traceback"], is_flag=True, default=False, help="Print the traceback of an error.")
+
+
+@cli.command(name="run", params=[*kedro_run.params, _TRACEBACK], help=kedro_run.help)
+def run(traceback: bool, **options) -> None:  # noqa: ANN003 - Kedro's own run options
+    """Kedro's ``run``, with user-fixable errors and interruptions reported in one line."""
+    with reported_errors(traceback):
+        kedro_run.callback(**options)
 
 
 @cli.group()
@@ -147,6 +201,7 @@ def _parse_params(value: str | None) -> dict:
 @folds.command(name="plan")
 @click.option("--env", "-e", default=None, help="Kedro environment.")
 @click.option("--params", default=None, help="Runtime parameters, as for kedro run.")
+@with_reported_errors
 def plan_command(env: str | None, params: str | None) -> None:
     """Plan the folds from the data and parameters and write conf/<env>/parameters_folds.yml."""
     command = f"kedro folds plan{_env_flag(env)}" + (f' --params "{params}"' if params else "")
@@ -157,6 +212,7 @@ def plan_command(env: str | None, params: str | None) -> None:
 @folds.command(name="list")
 @click.option("--env", "-e", default=None, help="Kedro environment.")
 @click.option("--params", default=None, help="Runtime parameters, as for kedro run.")
+@with_reported_errors
 def list_folds(env: str | None, params: str | None) -> None:
     """Print the fold namespaces, one per line (job index i runs line i)."""
     for name in fold_names(Path.cwd(), env, _parse_params(params)):
@@ -169,12 +225,13 @@ def list_folds(env: str | None, params: str | None) -> None:
 @click.option("--env", "-e", default=None, help="Kedro environment.")
 @click.option("--params", default=None, help="Runtime parameters, as for kedro run.")
 @click.option("--then", "then", default="training", show_default=True, help="Pipeline run after the folds.")
+@with_reported_errors
 def run_folds(devices: str, per_device: int, env: str | None, params: str | None, then: str) -> None:
     """Data pipelines once, every fold in its own process side by side, then ``--then``."""
     project = Path.cwd()
     names = fold_names(project, env, _parse_params(params))
     click.echo(f"{len(names)} folds on {devices} × {per_device}: {' '.join(names)}")
-    subprocess.run(kedro_command("--pipelines", DATA_PIPELINES, env=env, params=params), check=True)
+    _run_step("the data pipelines", kedro_command("--pipelines", DATA_PIPELINES, env=env, params=params))
     codes = run_side_by_side(
         names,
         devices.split(","),
@@ -185,7 +242,14 @@ def run_folds(devices: str, per_device: int, env: str | None, params: str | None
     failed = sorted(fold for fold, code in codes.items() if code)
     if failed:
         raise click.ClickException(f"folds failed: {' '.join(failed)} (see logs/folds/); rerun to resume them")
-    subprocess.run(kedro_command("--pipelines", then, env=env, params=params), check=True)
+    _run_step(f"the closing run (--pipelines {then})", kedro_command("--pipelines", then, env=env, params=params))
+
+
+def _run_step(what: str, command: list[str]) -> None:
+    """Run one ``kedro run`` step in its own process; its own output says what went wrong."""
+    code = subprocess.run(command, check=False).returncode
+    if code:
+        raise click.ClickException(f"{what} failed (exit {code}); see the error above")
 
 
 @cli.group()
@@ -216,6 +280,7 @@ def _study_command(verb: str, env: str | None, params: str | None) -> str:
 @click.option("--devices", default="cpu", show_default=True, help="cpu, or comma-separated CUDA device ids.")
 @click.option("--parallel", default=1, show_default=True, type=click.IntRange(1), help="Jobs at once per device.")
 @click.option("--write", type=click.Path(path_type=Path), default=None, help="Write the results block into FILE.")
+@with_reported_errors
 def run_study(env: str | None, params: str | None, devices: str, parallel: int, write: Path | None) -> None:
     """Data pipelines once, every job not yet FINISHED in MLflow, then the summary."""
     from thitogene_kedro import study as studies  # noqa: PLC0415
@@ -253,6 +318,7 @@ def run_study(env: str | None, params: str | None, devices: str, parallel: int, 
 @click.option("--env", "-e", default=None, help="Kedro environment.")
 @click.option("--params", default=None, help="Runtime parameters, as for kedro study run.")
 @click.option("--write", type=click.Path(path_type=Path), default=None, help="Write the results block into FILE.")
+@with_reported_errors
 def summarise_study(env: str | None, params: str | None, write: Path | None) -> None:
     """Read the study's finished runs back and write its results (a summary MLflow run; FILE)."""
     from thitogene_kedro import study as studies  # noqa: PLC0415

@@ -1,7 +1,9 @@
-"""Project hooks: the fold plan of the session and its check at run start, MLflow run hygiene, tags, parameters."""
+"""Project hooks: run-start checks (environment, fold plan, device), interruptions recorded as KILLED
+runs, MLflow run hygiene, tags, parameters."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 from pathlib import Path
@@ -10,15 +12,17 @@ from typing import Any
 import mlflow
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
-from kedro.framework.project import pipelines
+from kedro.framework.project import pipelines, settings
 from pydantic import BaseModel
 
+from thitogene_kedro.errors import RunInterrupted, interrupts_raise
 from thitogene_kedro.pipelines.registered_folds import (
     plan_for_run,
     registered_parameter,
     registered_plan,
     use_session_parameters,
 )
+from thitogene_kedro.run_checks import check_environment, check_training
 from thitogene_kedro.training.folds import FoldPlan
 from thitogene_kedro.training.planning import PLAN_FILE, check_plan
 
@@ -46,22 +50,35 @@ class ProjectHooks:
     def __init__(self) -> None:
         self._project_path: Path | None = None
         self._env: str | None = None
+        self._signals = contextlib.ExitStack()
+        self._node: str | None = None
+        self._interrupted_run: str | None = None
 
-    @hook_impl
+    @hook_impl(tryfirst=True)
     def after_context_created(self, context: KedroContext) -> None:
-        """Register pipelines with this session's fold plan; record CPU/GPU use as MLflow system metrics."""
+        """Check the environment exists; register pipelines with this session's fold plan; record
+        CPU/GPU use as MLflow system metrics."""
         self._project_path = Path(context.project_path)
         self._env = context.env
+        check_environment(Path(context.project_path) / settings.CONF_SOURCE, context.env)
         use_session_parameters(context.params)
         pipelines.configure("thitogene_kedro.pipeline_registry")  # rebuild with this session's ``folds``
         mlflow.enable_system_metrics_logging()
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        """Check the fold plan against the data before any node runs (training, evaluation, clustering)."""
-        if not any(node.namespace for node in pipeline.nodes):
-            return
-        self.check_fold_plan(catalog)
+        """From here SIGINT/SIGTERM stop the run as :class:`RunInterrupted`; check the device and the
+        fold plan against the data before any node runs (training, evaluation, clustering)."""
+        self._node, self._interrupted_run = None, None
+        self._signals.enter_context(interrupts_raise())
+        if any("params:training" in node.inputs for node in pipeline.nodes):
+            check_training(catalog.load("params:training"))
+        if any(node.namespace for node in pipeline.nodes):
+            self.check_fold_plan(catalog)
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._node = node.name
 
     def check_fold_plan(self, catalog) -> FoldPlan:
         """The session's fold plan, checked against the section listings and the parameters.
@@ -79,14 +96,31 @@ class ProjectHooks:
     @hook_impl(trylast=True)
     def after_pipeline_run(self) -> None:
         """End the MLflow run kedro-mlflow leaves active, so the next session in this process gets its own."""
+        self._signals.close()
         while mlflow.active_run():
             mlflow.end_run()
 
-    @hook_impl(trylast=True)
-    def on_pipeline_error(self) -> None:
-        """Mark the run failed and close it."""
+    @hook_impl(tryfirst=True)
+    def on_pipeline_error(self, error: Exception) -> None:
+        """An interrupted run: tag where it stopped (the run is then closed, and marked KILLED last)."""
+        self._signals.close()
+        if not isinstance(error, RunInterrupted):
+            return
+        error.node = error.node or self._node
+        run = mlflow.active_run()
+        if run is not None:
+            mlflow.set_tags(error.tags())
+            self._interrupted_run = run.info.run_id
+        logger.warning("%s", error)
+
+    @hook_impl(trylast=True, specname="on_pipeline_error")
+    def close_failed_run(self) -> None:
+        """Mark the run failed (KILLED when interrupted) and close it."""
         while mlflow.active_run():
             mlflow.end_run(status="FAILED")
+        if self._interrupted_run is not None:
+            mlflow.MlflowClient().set_terminated(self._interrupted_run, status="KILLED")
+            self._interrupted_run = None
 
 
 def job_tags(runtime_params: dict[str, Any]) -> dict[str, str]:

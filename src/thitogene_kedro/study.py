@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from thitogene_kedro.errors import RunInterrupted
 from thitogene_kedro.markdown_blocks import write_block
 from thitogene_kedro.metrics import paired_comparison
 from thitogene_kedro.models.registry import deep_merge
@@ -243,7 +244,7 @@ def run_in_process(run: StudyRun, todo: Sequence[tuple[int, Job]], session: Call
         try:
             with session(run.project, run.env, job_parameters(job, run.study, run.params)) as kedro:
                 kedro.run(pipeline_names=["training"], namespaces=[job.fold])
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RunInterrupted):
             while mlflow.active_run():
                 mlflow.end_run(status="KILLED")
             logger.error("study interrupted in job %d of %d (%s); run the command again to resume", k, len(run.jobs),

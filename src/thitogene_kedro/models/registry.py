@@ -18,7 +18,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from thitogene_kedro.models.base import SpotExpressionModel
 from thitogene_kedro.models.hist2st import Hist2ST, Hist2STConfig
@@ -91,6 +91,17 @@ class ModelSpec(BaseModel):
     name: ModelName = "thitogene"
     preset: str = "paper_her2st"
     overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _preset_exists(self) -> ModelSpec:
+        """An unknown preset is refused when the parameters are read, before any node runs."""
+        presets = PRESETS[self.name]
+        if self.preset not in presets:
+            raise ValueError(
+                f"training.model.preset: model {self.name!r} has no preset {self.preset!r}; "
+                f"choose one of {sorted(presets)}"
+            )
+        return self
 
 
 def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

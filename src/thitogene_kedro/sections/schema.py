@@ -21,13 +21,15 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from thitogene_kedro.errors import ProjectError
+
 logger = logging.getLogger(__name__)
 
 OBS_COLUMNS = ("section", "patient", "array_x", "array_y", "pixel_x", "pixel_y", "label")
 INT32_MAX = np.iinfo(np.int32).max
 
 
-class SectionDataError(ValueError):
+class SectionDataError(ProjectError):
     """Bad input data: the message names the file, the section and what is wrong."""
 
     def __init__(self, file: str | Path | None, section: str | None, problem: str):

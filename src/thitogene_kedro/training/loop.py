@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from thitogene_kedro.errors import RunInterrupted
 from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections, examples_on
 from thitogene_kedro.models.runtime import Precision, resolve_host_memory_reuse, reuse_freed_host_memory
 from thitogene_kedro.training.checkpoints import Checkpoint, CheckpointStore
@@ -50,6 +51,7 @@ class LoopSettings:
     data_on_device: bool = False
     reuse_freed_host_memory: bool | Literal["auto"] = "auto"
     on_epoch: Callable[[dict[str, float]], None] | None = None  # called with each epoch's record as it ends
+    description: str = ""  # what is trained, logged when training starts (not for a reused fold)
 
 
 @dataclass
@@ -200,6 +202,7 @@ class _LoopState:
     start_epoch: int = 1
     resumed_from: int | None = None
     stopped_early: bool = False
+    checkpoint_epoch: int | None = None  # the newest checkpoint written or resumed from
 
 
 def _reused(saved: Checkpoint, model: SpotExpressionModel, settings: LoopSettings) -> LoopResult:
@@ -218,7 +221,7 @@ def _resumed(saved: Checkpoint, optimiser, settings: LoopSettings, checkpoints: 
     logger.info("%s: resuming after epoch %d from %s", settings.label, saved.epoch, checkpoints.store)
     return _LoopState(
         history=saved.history, best={"loss": saved.best_loss, "epoch": saved.best_epoch, "state": saved.best_state},
-        stale=saved.stale, start_epoch=saved.epoch + 1, resumed_from=saved.epoch + 1,
+        stale=saved.stale, start_epoch=saved.epoch + 1, resumed_from=saved.epoch + 1, checkpoint_epoch=saved.epoch,
     )  # fmt: skip
 
 
@@ -276,6 +279,20 @@ def _fit(model, train, validation, settings: LoopSettings, checkpoints: _Checkpo
         state = _resumed(saved, optimiser, settings, checkpoints)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    logger.info("%s: training%s", settings.label, f" ({settings.description})" if settings.description else "")
+    try:
+        _epochs(model, optimiser, (train, validation), settings, checkpoints, state)
+    except RunInterrupted as stop:
+        done = state.history[-1]["epoch"] if state.history else state.start_epoch - 1
+        raise stop.at(settings.label, done, state.checkpoint_epoch) from None
+    return _finish(model, optimiser, bool(validation), settings, checkpoints, state)
+
+
+def _epochs(model, optimiser, data: tuple[Sequence, Sequence], settings: LoopSettings, checkpoints: _Checkpoints,
+            state: _LoopState) -> None:  # fmt: skip
+    """Train ``data`` (training, validation examples) from ``state.start_epoch`` to the last epoch
+    (or an early stop), checkpointing as set."""
+    train, validation = data
     progress_every = settings.progress_every or max(1, settings.epochs // 10)
     n_spots = sum(len(e.patches) for e in train)
     for epoch in range(state.start_epoch, settings.epochs + 1):
@@ -303,7 +320,7 @@ def _fit(model, train, validation, settings: LoopSettings, checkpoints: _Checkpo
                 rng=_cpu_rng_state(), history=state.history, best_loss=state.best["loss"],
                 best_epoch=state.best["epoch"], best_state=state.best["state"], stale=state.stale,
             )  # fmt: skip
-    return _finish(model, optimiser, bool(validation), settings, checkpoints, state)
+            state.checkpoint_epoch = epoch
 
 
 def _finish(

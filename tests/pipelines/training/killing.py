@@ -1,4 +1,4 @@
-"""Kill a running training process with SIGKILL once a checkpoint store reaches an epoch."""
+"""Stop a running training process with a signal once a checkpoint store reaches an epoch."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from thitogene_kedro.training.checkpoints import CheckpointStore
 
 
-def kill_after_checkpoint(job: subprocess.Popen, store: CheckpointStore, epoch: int, timeout: float) -> None:
-    """Wait until ``store`` holds a checkpoint of at least ``epoch``, then SIGKILL ``job``.
+def kill_after_checkpoint(
+    job: subprocess.Popen, store: CheckpointStore, epoch: int, timeout: float, sig: signal.Signals = signal.SIGKILL
+) -> None:
+    """Wait until ``store`` holds a checkpoint of at least ``epoch``, then send ``sig`` to ``job`` and wait.
 
     Fails the test when the job ends first or nothing arrives within ``timeout`` seconds.
     """
@@ -25,5 +27,5 @@ def kill_after_checkpoint(job: subprocess.Popen, store: CheckpointStore, epoch: 
             job.kill()
             pytest.fail(f"no checkpoint of epoch {epoch} in {store.path} within {timeout} s")
         time.sleep(0.05)
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
+    os.kill(job.pid, sig)
+    job.wait(timeout=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -137,26 +138,64 @@ def test_a_failing_fold_stops_the_run_and_keeps_stored_results(project_copy):
     assert [int(v.version) for v in client.search_model_versions("name='synthetic_thitogene'")] == [1]
 
 
-def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_copy):
+def _interrupted_run(project: Path, params: str, fold: str, sig: signal.Signals) -> subprocess.CompletedProcess:
+    """``kedro run --pipelines training`` as a user starts it in a terminal, sent ``sig`` once
+    ``fold`` has written a checkpoint of epoch 3."""
+    kedro = Path(sys.executable).with_name("kedro")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    # as in a terminal, SIGINT is not ignored, even where CI starts the tests with it ignored
+    terminal = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    job = subprocess.Popen(
+        [sys.executable, "-c", terminal, str(kedro), "run", "--pipelines", "training", "--params", params],
+        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    store = CheckpointStore(project / "data" / "06_models" / "checkpoints" / fold)
+    kill_after_checkpoint(job, store, 3, timeout=300, sig=sig)
+    return subprocess.CompletedProcess(job.args, job.returncode, "", job.stderr.read())
+
+
+def _latest_run() -> mlflow.entities.Run:
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    return mlflow.search_runs(experiment_names=["thitogene_kedro"], output_format="list", order_by=["start_time DESC"])[
+        0
+    ]
+
+
+def test_interrupted_runs_are_recorded_killed_and_resume_unfinished_folds(project_copy):
+    """Ctrl-C, then SIGTERM, to real ``kedro run`` processes: each MLflow run ends KILLED, tagged
+    with where it stopped, one line says how to resume; the rerun resumes and skips finished folds."""
     params = (
-        "training.epochs=20,training.checkpoint_every=1,training.cv.folds=SYN_A1 SYN_B1,training.cv.final_model=false"
+        "training.epochs=8,training.checkpoint_every=1,training.cv.folds=SYN_A1 SYN_B1,training.cv.final_model=false"
     )
     kedro = Path(sys.executable).with_name("kedro")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     subprocess.run([str(kedro), "folds", "plan", "--params", params], cwd=project_copy, env=env, check=True,
                    capture_output=True)  # fmt: skip
-    job = subprocess.Popen(
-        [str(kedro), "run", "--pipelines", "training", "--params", params],
-        cwd=project_copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    second = CheckpointStore(project_copy / "data" / "06_models" / "checkpoints" / "fold_SYN_B1")
-    kill_after_checkpoint(job, second, 3, timeout=300)
-    first = CheckpointStore(project_copy / "data" / "06_models" / "checkpoints" / "fold_SYN_A1").latest()
-    assert first["complete"] and not second.latest()["complete"]
-    interrupted_at = second.latest()["epoch"]
+    checkpoints = project_copy / "data" / "06_models" / "checkpoints"
+    for fold, sig, code in (("fold_SYN_A1", signal.SIGINT, 130), ("fold_SYN_B1", signal.SIGTERM, 143)):
+        out = _interrupted_run(project_copy, params, fold, sig)
+        assert out.returncode == code, out.stderr[-3000:]
+        last = out.stderr.strip().splitlines()[-1]
+        run = _latest_run()
+        stopped_after = int(run.data.tags["interrupted_after_epoch"])
+        assert last == (
+            f"Stopped: run interrupted by {sig.name} in {fold} after epoch {stopped_after}; its checkpoint of epoch "
+            f"{run.data.tags['last_checkpoint_epoch']} is kept; run the same command again to resume"
+        ), out.stderr[-3000:]
+        assert "Traceback" not in out.stderr
+        assert run.info.status == "KILLED" and run.data.tags["interrupted_by"] == sig.name
+        assert (
+            run.data.tags["interrupted_in_fold"] == fold
+            and run.data.tags["interrupted_in_node"] == f"{fold}.train_fold"
+        )
+        assert int(run.data.tags["last_checkpoint_epoch"]) == max(CheckpointStore(checkpoints / fold).epochs())
+    interrupted_at = max(CheckpointStore(checkpoints / "fold_SYN_B1").epochs())
+    assert CheckpointStore(checkpoints / "fold_SYN_A1").latest()["complete"]  # the second run resumed and finished it
 
     runtime = {
-        "training": {"epochs": 20, "checkpoint_every": 1, "cv": {"folds": ["SYN_A1", "SYN_B1"], "final_model": False}}
+        "training": {"epochs": 8, "checkpoint_every": 1, "cv": {"folds": ["SYN_A1", "SYN_B1"], "final_model": False}}
     }
     with kedro_session(project_copy, runtime_params=runtime) as session:
         session.run(pipeline_names=["training"])
@@ -167,7 +206,7 @@ def test_a_killed_run_resumes_unfinished_folds_and_skips_finished_ones(project_c
     assert summaries["fold_SYN_A1"]["reused_finished_fold"] and summaries["fold_SYN_A1"]["resumed_from_epoch"] is None
     assert not summaries["fold_SYN_B1"]["reused_finished_fold"]
     assert summaries["fold_SYN_B1"]["resumed_from_epoch"] == interrupted_at + 1
-    assert summaries["fold_SYN_B1"]["epochs_run"] == 20
+    assert summaries["fold_SYN_B1"]["epochs_run"] == 8
 
 
 @pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")

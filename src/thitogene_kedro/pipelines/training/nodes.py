@@ -6,6 +6,7 @@ Every node calls the library layer (:mod:`thitogene_kedro.training`, :mod:`thito
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -177,11 +178,11 @@ def train_fold(
         inputs.settings.model_dump(mode="json"), training.model_dump(exclude=_COST_ONLY_SETTINGS),
         {name: list(tensor.shape) for name, tensor in network.state_dict().items()},  # a new layout starts afresh
     )  # fmt: skip
-    logger.info(
-        "%s: %s %s (%d parameters), %d sections, %d spots, %d genes; device %s, %s",
-        inputs.fold.name, training.model.name, training.model.preset, n_parameters, len(train),
-        sum(len(e.patches) for e in train), len(inputs.genes), settings.device, settings.precision,
-    )  # fmt: skip
+    settings = dataclasses.replace(settings, description=(
+        f"{training.model.name} {training.model.preset} ({n_parameters} parameters), {len(train)} sections, "
+        f"{sum(len(e.patches) for e in train)} spots, {len(inputs.genes)} genes; device {settings.device}, "
+        f"{settings.precision}"
+    ))  # fmt: skip
     result = fit(network, train, [p.example for p in inputs.validation], settings, checkpoints, fingerprint)
     history, metrics, summary = _training_records(inputs, result, settings, n_parameters, time.perf_counter() - started)
     summary["model"] = training.model.model_dump(mode="json")
