@@ -117,7 +117,10 @@ def _raised_here(error: BaseException) -> bool:
 def _flat(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith("For further information visit")]
-    return "; ".join(lines)
+    joined = lines[0] if lines else ""
+    for line in lines[1:]:
+        joined += (" " if joined.endswith((";", ":", ",")) else "; ") + line
+    return joined
 
 
 _PARAMETER = re.compile(r"^- Parameter '([^']+)': .*?\d+ validation errors? for \w+$")

@@ -16,6 +16,7 @@ from PIL import Image
 
 from thitogene_kedro.datasets import (
     AnnDataDataset,
+    AtomicPartitionedDataset,
     FigureDataset,
     GeneListDataset,
     NumpyDataset,
@@ -113,3 +114,38 @@ def test_figure_dataset_round_trip_and_kedro_viz_preview(tmp_path):
     assert dataset.load().size == (40, 30)
     preview = Image.open(io.BytesIO(base64.b64decode(dataset.preview())))
     assert preview.size == (40, 30) and preview.getpixel((0, 0))[:3] == (200, 10, 10)
+
+
+def _folder_bytes(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_failed_partitioned_save_leaves_the_last_good_partitions(tmp_path):
+    """A lazy partition that fails (the node's work happens during the save) or an interrupted
+    save leaves the folder as the last good save wrote it, and no staging folder."""
+    folder = tmp_path / "sections"
+    dataset = AtomicPartitionedDataset(
+        path=str(folder), dataset={"type": "thitogene_kedro.datasets.NumpyDataset"}, filename_suffix=".npy",
+        overwrite=True,
+    )  # fmt: skip
+    dataset.save({"B4": np.arange(3), "C3": np.arange(4)})
+    good = _folder_bytes(folder)
+
+    def broken() -> np.ndarray:
+        raise ValueError("C3: spot 10x12 appears twice")
+
+    with pytest.raises(DatasetError, match=r"(?s)sections'.*C3: spot 10x12 appears twice"):
+        dataset.save({"B4": lambda: np.arange(5), "C3": broken})
+    assert _folder_bytes(folder) == good and sorted(p.name for p in tmp_path.iterdir()) == ["sections"]
+    dataset.save({"B4": np.arange(5)})  # a good save replaces the whole folder
+    assert sorted(dataset.load()) == ["B4"] and dataset.load()["B4"]().tolist() == list(range(5))
+
+
+def test_a_failed_file_save_leaves_the_previous_file(tmp_path):
+    dataset = AnnDataDataset(filepath=str(tmp_path / "section.h5ad"))
+    dataset.save(ad.AnnData(np.ones((2, 3), dtype=np.float32)))
+    before = (tmp_path / "section.h5ad").read_bytes()
+    with pytest.raises(DatasetError, match="No method registered for writing"):
+        dataset.save(ad.AnnData(np.ones((2, 3), dtype=np.float32), uns={"bad": object()}))  # h5py cannot write it
+    assert (tmp_path / "section.h5ad").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["section.h5ad"]

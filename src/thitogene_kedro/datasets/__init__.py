@@ -1,6 +1,7 @@
 """Kedro datasets the project needs and kedro-datasets lacks."""
 
 from thitogene_kedro.datasets.anndata_dataset import AnnDataDataset
+from thitogene_kedro.datasets.atomic_partitions import AtomicPartitionedDataset
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset
 from thitogene_kedro.datasets.earlier_runs_dataset import EarlierRuns, EarlierRunsDataset
 from thitogene_kedro.datasets.figure_dataset import FigureDataset
@@ -15,6 +16,7 @@ from thitogene_kedro.training.checkpoints import CheckpointStore
 
 __all__ = [
     "AnnDataDataset",
+    "AtomicPartitionedDataset",
     "CheckpointDataset",
     "CheckpointStore",
     "EarlierRuns",

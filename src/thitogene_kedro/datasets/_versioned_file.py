@@ -1,7 +1,10 @@
-"""Shared base of the project's file datasets: fsspec paths, versions, exists and describe."""
+"""Shared base of the project's file datasets: fsspec paths, versions, atomic writes, exists and describe."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any, Generic, TypeVar
 
@@ -30,6 +33,20 @@ class VersionedFileDataset(AbstractVersionedDataset[_In, _Out], Generic[_In, _Ou
         path = get_filepath_str(self._get_save_path(), self._protocol)
         self._fs.makedirs(str(PurePosixPath(path).parent), exist_ok=True)
         return path
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[str]:
+        """A temporary path beside the save path, moved onto it when the block succeeds and removed
+        when it fails: a failed or interrupted save leaves the previous file as it was."""
+        path = PurePosixPath(self._save_path())
+        temporary = str(path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}"))
+        try:
+            yield temporary
+            self._fs.mv(temporary, str(path))
+        except BaseException:
+            if self._fs.exists(temporary):
+                self._fs.rm(temporary)
+            raise
 
     def _exists(self) -> bool:
         try:

@@ -38,5 +38,6 @@ class AnnDataDataset(VersionedFileDataset[ad.AnnData, ad.AnnData]):
     def save(self, data: ad.AnnData) -> None:
         if not isinstance(data, ad.AnnData):
             raise DatasetError(f"AnnDataDataset expects an AnnData, got {type(data).__name__}")
-        data.write_h5ad(self._save_path(), **self._save_args)
+        with self._writing() as path:
+            data.write_h5ad(path, **self._save_args)
         self._invalidate_cache()

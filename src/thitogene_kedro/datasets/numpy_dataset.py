@@ -38,6 +38,6 @@ class NumpyDataset(VersionedFileDataset[np.ndarray | dict[str, np.ndarray], np.n
             np.savez(buffer, **{key: np.asarray(value) for key, value in data.items()})
         else:
             np.save(buffer, np.asarray(data), allow_pickle=False)
-        with self._fs.open(self._save_path(), "wb") as handle:
+        with self._writing() as path, self._fs.open(path, "wb") as handle:
             handle.write(buffer.getvalue())
         self._invalidate_cache()

@@ -25,6 +25,6 @@ class TorchModelDataset(VersionedFileDataset[TrainedModel, TrainedModel]):
     def save(self, data: TrainedModel) -> None:
         buffer = io.BytesIO()
         torch.save(data.to_dict(), buffer)
-        with self._fs.open(self._save_path(), "wb") as handle:
+        with self._writing() as path, self._fs.open(path, "wb") as handle:
             handle.write(buffer.getvalue())
         self._invalidate_cache()

@@ -75,7 +75,9 @@ def genes_from_statistics(
     if table.empty:
         raise ValueError(
             f"the hvg_cut rule kept no gene: no highly variable gene is expressed in more than "
-            f"preprocessing.gene_selection.min_spots_expressed={rule.min_spots_expressed} training spots"
+            f"preprocessing.gene_selection.min_spots_expressed={rule.min_spots_expressed} training spots; "
+            "with few sections give a gene list (for her2st set HER2ST_GENE_LIST to the published 785-gene list) "
+            "or lower preprocessing.gene_selection.min_spots_expressed"
         )
     logger.info("hvg_cut kept %d genes (HVG union %d, present in every training section)", len(table), len(hvg_votes))
     return table
