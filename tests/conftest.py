@@ -149,3 +149,33 @@ def toy_her2st(tmp_path) -> Path:
     counts2, spots2, _ = toy_section_tables(seed=1)
     write_her2st_section(tmp_path, "A2", counts2, spots2)
     return tmp_path
+
+
+def write_slide(path: Path, image: np.ndarray, compression: str | None, mpp: float, flavour: str = "tiff") -> Path:
+    """A small pyramidal, tiled slide of ``image`` as scanners write them (tifffile, imagecodecs).
+
+    ``flavour``: ``svs`` (Aperio description with ``MPP``, levels as following pages), ``ome``
+    (OME-XML ``PhysicalSizeX``, levels as sub-IFDs) or ``tiff`` (resolution tags in cm, sub-IFDs).
+    """
+    import tifffile  # noqa: PLC0415
+
+    levels = [image, image[::2, ::2], image[::4, ::4]]
+    tiles = {"tile": (128, 128), "compression": compression, "photometric": "rgb"}
+    with tifffile.TiffWriter(path, bigtiff=flavour != "svs", ome=flavour == "ome") as tif:
+        if flavour == "svs":
+            height, width = image.shape[:2]
+            description = (
+                f"Aperio Image Library v12.0.15\n{width}x{height} (128x128) JPEG/RGB Q=70|AppMag = 20|MPP = {mpp}"
+            )
+            tif.write(levels[0], description=description, **tiles)
+            for level in levels[1:]:
+                tif.write(level, description="", **tiles)
+            return path
+        options = (
+            {"metadata": {"axes": "YXS", "PhysicalSizeX": mpp, "PhysicalSizeXUnit": "µm"}} if flavour == "ome" else {}
+        )
+        tags = {"resolution": (1e4 / mpp, 1e4 / mpp), "resolutionunit": "CENTIMETER"} if flavour == "tiff" else {}
+        tif.write(levels[0], subifds=len(levels) - 1, **tiles, **options, **tags)
+        for level in levels[1:]:
+            tif.write(level, subfiletype=1, **tiles)
+    return path

@@ -44,6 +44,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import AbstractDataset
 
 from thitogene_kedro.errors import RunInterrupted, one_line
+from thitogene_kedro.run_checks import check_training
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -192,7 +193,7 @@ def folds() -> None:
     """Cross-validation folds: list them, run them side by side."""
 
 
-def _parse_params(value: str | None) -> dict:
+def parse_params(value: str | None) -> dict:
     from kedro.framework.cli.utils import _split_params  # noqa: PLC0415
 
     return _split_params(None, None, value) if value else {}
@@ -205,7 +206,7 @@ def _parse_params(value: str | None) -> dict:
 def plan_command(env: str | None, params: str | None) -> None:
     """Plan the folds from the data and parameters and write conf/<env>/parameters_folds.yml."""
     command = f"kedro folds plan{_env_flag(env)}" + (f' --params "{params}"' if params else "")
-    path, names = plan_folds(Path.cwd(), env, _parse_params(params), command)
+    path, names = plan_folds(Path.cwd(), env, parse_params(params), command)
     click.echo(f"{len(names)} folds written to {path.relative_to(Path.cwd())}: {' '.join(names)}")
 
 
@@ -215,7 +216,7 @@ def plan_command(env: str | None, params: str | None) -> None:
 @with_reported_errors
 def list_folds(env: str | None, params: str | None) -> None:
     """Print the fold namespaces, one per line (job index i runs line i)."""
-    for name in fold_names(Path.cwd(), env, _parse_params(params)):
+    for name in fold_names(Path.cwd(), env, parse_params(params)):
         click.echo(name)
 
 
@@ -229,7 +230,8 @@ def list_folds(env: str | None, params: str | None) -> None:
 def run_folds(devices: str, per_device: int, env: str | None, params: str | None, then: str) -> None:
     """Data pipelines once, every fold in its own process side by side, then ``--then``."""
     project = Path.cwd()
-    names = fold_names(project, env, _parse_params(params))
+    names = fold_names(project, env, parse_params(params))
+    check_training(_config_loader(project, env, parse_params(params))["parameters"].get("training", {}))
     click.echo(f"{len(names)} folds on {devices} × {per_device}: {' '.join(names)}")
     _run_step("the data pipelines", kedro_command("--pipelines", DATA_PIPELINES, env=env, params=params))
     codes = run_side_by_side(
@@ -262,6 +264,7 @@ def _study_run(project: Path, env: str | None, params: dict, command: str) -> St
     from thitogene_kedro.study import StudyParams, StudyRun, study_jobs  # noqa: PLC0415
 
     loader = _config_loader(project, env, params)
+    check_training(loader["parameters"].get("training", {}))
     _, names = write_folds(project, env, loader, command)
     try:
         study = StudyParams.model_validate(loader["parameters"].get("study", {}))
@@ -287,7 +290,7 @@ def run_study(env: str | None, params: str | None, devices: str, parallel: int, 
     from thitogene_kedro.study import job_parameters, params_option  # noqa: PLC0415
     from thitogene_kedro.sweep import finished_runs  # noqa: PLC0415
 
-    project, runtime = Path.cwd(), _parse_params(params)
+    project, runtime = Path.cwd(), parse_params(params)
     run = _study_run(project, env, runtime, _study_command("run", env, params))
     variants, seeds = len(run.study.chosen_variants), len(run.study.seeds)
     click.echo(f"study {run.study.experiment}: {len(run.jobs)} jobs ({variants} variants × {seeds} seeds × "
@@ -323,7 +326,7 @@ def summarise_study(env: str | None, params: str | None, write: Path | None) -> 
     """Read the study's finished runs back and write its results (a summary MLflow run; FILE)."""
     from thitogene_kedro import study as studies  # noqa: PLC0415
 
-    project, runtime = Path.cwd(), _parse_params(params)
+    project, runtime = Path.cwd(), parse_params(params)
     run = _study_run(project, env, runtime, _study_command("summarise", env, params))
     results = studies.summarise(run, lambda p: _config_loader(project, env, p)["catalog"], write,
                                 _study_command("summarise", env, params))  # fmt: skip

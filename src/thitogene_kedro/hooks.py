@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,41 @@ class ProjectHooks:
         if self._interrupted_run is not None:
             mlflow.MlflowClient().set_terminated(self._interrupted_run, status="KILLED")
             self._interrupted_run = None
+
+
+def _stale_name(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.stale{path.suffix}")
+
+
+class StaleOutputHooks:
+    """A failed inference run leaves no earlier prediction that looks like its result: the outputs it
+    did not write (``inference_*``) are renamed ``<name>.stale<suffix>``, with a warning."""
+
+    def __init__(self) -> None:
+        self._saved: set[str] = set()
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._saved = set()
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        self._saved.add(dataset_name)
+
+    @hook_impl
+    def on_pipeline_error(self, pipeline, catalog) -> None:
+        for name in sorted(pipeline.all_outputs()):
+            if not name.startswith("inference_") or name in self._saved or name not in catalog:
+                continue
+            dataset = catalog.get(name)
+            where = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None)
+            path = Path(str(where)) if where else None
+            if path is not None and path.exists():
+                stale = _stale_name(path)
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                path.replace(stale)
+                logger.warning("%s is from an earlier run: renamed %s (this run failed)", path, stale.name)
 
 
 def job_tags(runtime_params: dict[str, Any]) -> dict[str, str]:

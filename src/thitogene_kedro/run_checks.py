@@ -12,7 +12,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from thitogene_kedro.errors import ProjectError
-from thitogene_kedro.models.runtime import resolve_device
 
 
 def environments(conf_dir: Path) -> list[str]:
@@ -33,6 +32,8 @@ def check_environment(conf_dir: Path, env: str | None) -> None:
 
 def check_training(training: BaseModel | Mapping[str, Any]) -> None:
     """``training.device`` exists on this machine (the model preset is checked by its parameter model)."""
+    from thitogene_kedro.models.runtime import resolve_device  # noqa: PLC0415 - torch only where a run trains
+
     values = training.model_dump() if isinstance(training, BaseModel) else dict(training)
     device = str(values.get("device", "auto"))
     try:

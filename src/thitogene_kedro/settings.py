@@ -5,7 +5,13 @@ import warnings
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from thitogene_kedro.hooks import ParameterLoggingHooks, ParameterRestoringHooks, ProjectHooks, RunTagHooks
+from thitogene_kedro.hooks import (
+    ParameterLoggingHooks,
+    ParameterRestoringHooks,
+    ProjectHooks,
+    RunTagHooks,
+    StaleOutputHooks,
+)
 
 # Kedro 1.7 and kedro-mlflow 2.0 register their resolvers with OmegaConf 2.4's deprecated
 # register_new_resolver (six warnings a command); nothing in this project calls it, and the
@@ -17,7 +23,13 @@ warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is depreca
 warnings.filterwarnings("ignore", message=r"One or more dataset names contain '\.'", category=UserWarning)
 
 _parameter_logging = ParameterLoggingHooks()
-HOOKS = (ProjectHooks(), RunTagHooks(), _parameter_logging, ParameterRestoringHooks(_parameter_logging))
+HOOKS = (
+    ProjectHooks(),
+    RunTagHooks(),
+    StaleOutputHooks(),
+    _parameter_logging,
+    ParameterRestoringHooks(_parameter_logging),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

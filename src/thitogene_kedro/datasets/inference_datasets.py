@@ -13,6 +13,7 @@ from kedro.io import AbstractDataset, DatasetError
 from thitogene_kedro.sections import her2st
 from thitogene_kedro.sections.images import SlideImage, read_image_header
 from thitogene_kedro.sections.schema import SectionDataError
+from thitogene_kedro.sections.synthetic import is_synthetic_image
 from thitogene_kedro.sections.tiff_slide import TiledTiffSlide, open_slide
 
 
@@ -29,6 +30,7 @@ class SlideImageDataset(AbstractDataset[None, SlideImage | TiledTiffSlide]):
         slide = open_slide(self._path, self._path.stem)
         if isinstance(slide, SlideImage):
             read_image_header(self._path, None)  # raises on a file that is not a readable image
+        slide.from_synthetic_demo = is_synthetic_image(self._path)
         return slide
 
     def save(self, data: None) -> None:
@@ -86,7 +88,8 @@ class SpotTableDataset(AbstractDataset[None, pd.DataFrame | None]):
 class RegistryModelDataset(AbstractDataset[None, dict[str, Any]]):
     """A model from the MLflow registry (``models:/<name>@<alias>`` or ``models:/<name>/<version>``).
 
-    Loads ``{"predictor": SpotExpressionPredictor, "uri", "name", "version", "run_id"}``.
+    Loads ``{"predictor": SpotExpressionPredictor, "uri", "name", "version", "run_id", "data_source"}``
+    (``data_source``: what the model was trained on, from its training run's tag; None if untagged).
     """
 
     def __init__(self, model_uri: str, metadata: dict[str, Any] | None = None) -> None:
@@ -107,12 +110,14 @@ class RegistryModelDataset(AbstractDataset[None, dict[str, Any]]):
             name, number = reference.rsplit("/", 1)
             version = client.get_model_version(name, number)
         pyfunc = mlflow.pyfunc.load_model(self._uri)
+        tags = client.get_run(version.run_id).data.tags if version.run_id else {}
         return {
             "predictor": pyfunc.unwrap_python_model(),
             "uri": self._uri,
             "name": name,
             "version": str(version.version),
             "run_id": version.run_id,
+            "data_source": tags.get("data_source"),  # tagged on the training run by the project's hooks
         }
 
     def save(self, data: None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,18 @@ from mlflow import MlflowClient
 
 import thitogene_kedro
 
+# What the model's code imports to load and predict (mlflow itself is added by MLflow). Pinned to
+# the versions it was trained with; local version labels (``+cpu``) dropped, so an index has them.
+MODEL_DEPENDENCIES = ("torch", "numpy", "pandas", "scipy", "pydantic", "anndata", "scanpy", "pillow")
+
+
+def model_requirements() -> list[str]:
+    """``pip`` requirements of a registered model: :data:`MODEL_DEPENDENCIES` at their installed versions.
+
+    The project's own code travels as ``code_paths``; it is not a requirement (it is not published).
+    """
+    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in MODEL_DEPENDENCIES]
+
 
 class RegisteredModelDataset(MlflowModelTrackingDataset):
     """kedro-mlflow's model dataset, registering under the name the model carries.
@@ -17,12 +30,15 @@ class RegisteredModelDataset(MlflowModelTrackingDataset):
     The saved object is a :class:`thitogene_kedro.models.pyfunc.SpotExpressionPredictor`; its
     ``registered_name`` picks the registered model (one per data set and model) and every save
     makes a new version, to which ``alias`` is then moved. The package's code travels with the
-    model (``code_paths``), so loading needs only the Python dependencies.
+    model (``code_paths``) and its environment lists the packages that code needs, pinned
+    (:func:`model_requirements`), so MLflow can rebuild it (``--env-manager virtualenv``).
     """
 
     def __init__(self, alias: str = "champion", save_args: dict[str, Any] | None = None, **kwargs: Any) -> None:
         package = str(Path(thitogene_kedro.__file__).parent)
-        save_args = {"name": "model", "code_paths": [package], **(save_args or {})}
+        save_args = {
+            "name": "model", "code_paths": [package], "pip_requirements": model_requirements(), **(save_args or {})
+        }  # fmt: skip
         super().__init__(flavor="mlflow.pyfunc", pyfunc_workflow="python_model", save_args=save_args, **kwargs)
         self._alias = alias
 

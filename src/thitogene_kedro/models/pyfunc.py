@@ -2,20 +2,27 @@
 
 ``mlflow.pyfunc.load_model("models:/<name>@<alias>").predict({"patches": P, "positions": XY})``
 with ``P`` uint8 ``(N, H, W, 3)`` crops centred on the spots and ``XY`` the ``(N, 2)`` integer array
-coordinates returns a DataFrame of N spots × genes. The spot graph is rebuilt from the positions
+coordinates returns a DataFrame of N spots × genes. Over REST a large section is sent compactly as
+``patches_b64`` (base64 of the raw uint8 bytes) with ``patches_shape``: 1.33 bytes a pixel value
+instead of about 4 as JSON integers. Input the model cannot take is a :class:`ModelInputError`:
+HTTP 400 with its one-line message. The spot graph is rebuilt from the positions
 with the training settings (the model's ``inputs.graph``); an ``edge_index`` ``(2, E)`` entry overrides it.
 The logged model carries its configuration, gene list, weights and this package's code.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
+from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.models.batch import SectionExample, collate_sections
 from thitogene_kedro.models.runtime import resolve_device
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
@@ -55,11 +62,15 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
         return {**self.__dict__, "_model": None}
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - MLflow's signature
-        """``{"patches": (N,H,W,3) uint8, "positions": (N,2) int[, "edge_index": (2,E)]}`` → N × genes."""
-        if not isinstance(model_input, dict) or not {"patches", "positions"} <= set(model_input):
-            raise ValueError("model input must be a dict with 'patches' (N, H, W, 3) uint8 and 'positions' (N, 2)")
-        patches = np.asarray(model_input["patches"], dtype=np.uint8)
-        positions = np.asarray(model_input["positions"], dtype=np.int64)
+        """``{"patches": (N,H,W,3) uint8 (or ``patches_b64`` + ``patches_shape``), "positions": (N,2)
+        int[, "edge_index": (2,E)][, "spot_ids": (N,)]}`` → N × genes.
+
+        Raises:
+            ModelInputError: input the model cannot take (served as HTTP 400 with this message).
+        """
+        patches, positions = model_patches(model_input, self.trained.inputs.patch_size), model_positions(model_input)
+        if len(positions) != len(patches):
+            raise ModelInputError(f"{len(patches)} patches but {len(positions)} positions: give one position per patch")
         edges = model_input.get("edge_index")
         if edges is None:
             edges = knn_edge_index(positions, self.graph.k, self.graph.symmetric, self.graph.self_loops)
@@ -69,4 +80,67 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
         with torch.no_grad():
             prediction = model(collate_sections([example]).to(device)).prediction[0].float().cpu().numpy()
         index = model_input.get("spot_ids")
-        return pd.DataFrame(prediction, columns=self.genes, index=None if index is None else list(index))
+        return pd.DataFrame(prediction, columns=self.genes, index=None if index is None else list(np.ravel(index)))
+
+
+class ModelInputError(MlflowException, ProjectError):
+    """Input the model cannot take. MLflow's scoring server answers it with HTTP 400 and would put
+    the whole request in front of the message (``Failed to predict data '...'``); the message is
+    kept as first set, so the client reads the one line that says what is wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=BAD_REQUEST)
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if getattr(self, "_message", None) is None:
+            self._message = value
+
+
+def _scalar(value: Any) -> Any:
+    return np.asarray(value).reshape(-1)[0] if np.ndim(value) else value
+
+
+def model_patches(model_input: Any, patch_size: int) -> np.ndarray:
+    """The ``(N, patch_size, patch_size, 3)`` uint8 patches of a request: ``patches`` (nested
+    lists or an array) or, compactly, ``patches_b64`` (base64 of the raw uint8 bytes, C order)
+    with ``patches_shape``."""
+    if not isinstance(model_input, dict) or not ({"patches", "patches_b64"} & set(model_input)):
+        raise ModelInputError(
+            "model input must be a dict with 'patches' (N, H, W, 3) uint8 (or 'patches_b64' and 'patches_shape') "
+            "and 'positions' (N, 2)"
+        )
+    if "patches_b64" in model_input:
+        shape = tuple(int(v) for v in np.ravel(model_input.get("patches_shape", [])))
+        raw = base64.b64decode(str(_scalar(model_input["patches_b64"])))
+        if len(shape) != 4 or int(np.prod(shape)) != len(raw):
+            raise ModelInputError(f"patches_b64 holds {len(raw)} bytes, which patches_shape {list(shape)} does not fit")
+        patches = np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+    else:
+        patches = np.asarray(model_input["patches"])
+        if patches.dtype.kind not in "iuf" or (patches.size and (patches.min() < 0 or patches.max() > 255)):
+            raise ModelInputError("patches must be uint8 RGB values in 0..255")
+        patches = patches.astype(np.uint8)
+    expected = (patch_size, patch_size, 3)
+    if patches.ndim != 4 or patches.shape[1:] != expected:
+        raise ModelInputError(
+            f"the model expects {patch_size}×{patch_size} RGB patches, (N, {patch_size}, {patch_size}, 3), "
+            f"got {patches.shape}"
+        )
+    return patches
+
+
+def model_positions(model_input: dict[str, Any]) -> np.ndarray:
+    """The ``(N, 2)`` integer array coordinates of a request."""
+    if "positions" not in model_input:
+        raise ModelInputError("model input has no 'positions': give the (N, 2) integer array coordinates")
+    positions = np.asarray(model_input["positions"])
+    if positions.ndim != 2 or positions.shape[1] != 2 or positions.dtype.kind not in "iu":
+        raise ModelInputError(
+            f"positions must be (N, 2) integer array coordinates, got {positions.shape} {positions.dtype}"
+        )
+    return positions.astype(np.int64)

@@ -240,6 +240,11 @@ def image_path(root: str | Path, section: str, config: SyntheticConfig) -> Path 
     return her2st.image_path(root, section, patient=dict(section_names(config))[section])
 
 
+def is_synthetic_image(path: str | Path) -> bool:
+    """Whether ``path`` lies in a generated synthetic data set (a folder above it holds its manifest)."""
+    return any((folder / MANIFEST).is_file() for folder in Path(path).resolve().parents)
+
+
 def read_section(root: str | Path, section: str, config: SyntheticConfig) -> ad.AnnData:
     """Read a synthetic section through the her2st reader; ``uns['source']`` is ``synthetic``."""
     generate(root, config)

@@ -1,9 +1,12 @@
 """Tiled TIFF slides read tile by tile, so a slide larger than memory can be patched.
 
-Only the tiles a region touches are decoded (an LRU cache keeps the last ``cache_tiles``), and the
-thumbnail is built tile by tile, so peak memory is about the thumbnail plus the tile cache, not the
-whole image. Decoding uses tifffile: uncompressed, deflate and LZW work out of the box; JPEG or
-JPEG 2000 tiles (typical of scanner output) additionally need the ``imagecodecs`` package.
+Only the tiles a region touches are decoded (an LRU cache keeps the last ``cache_tiles``). The
+thumbnail comes from the smallest pyramid level at least as large as asked (at most 4× larger),
+read whole, else from level 0 tile by tile; peak memory is about that level or the thumbnail plus
+the tile cache, never the whole slide. Decoding uses tifffile with imagecodecs: JPEG (shared
+JPEGTables included), JPEG 2000, deflate, LZW and uncompressed tiles, as Aperio SVS, OME-TIFF and
+generic pyramidal (Big)TIFF store them. Hamamatsu NDPI stores level 0 as one JPEG stream, not
+tiles, and is refused with a message.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from PIL import Image
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
 
-TIFF_SUFFIXES = {".tif", ".tiff", ".svs"}
+TIFF_SUFFIXES = {".tif", ".tiff", ".svs", ".ndpi"}
 
 
 class TiledTiffSlide:
@@ -39,6 +42,13 @@ class TiledTiffSlide:
         except (tifffile.TiffFileError, OSError, ValueError) as error:
             raise SectionDataError(self.path, section, f"not a readable TIFF ({error})") from error
         page = self._tiff.pages[0]
+        if self._tiff.is_ndpi:
+            self._tiff.close()
+            raise SectionDataError(
+                self.path, section, "Hamamatsu NDPI stores its full resolution as one JPEG stream, which cannot be "
+                "read tile by tile here; convert it to a pyramidal TIFF (e.g. `vips tiffsave in.ndpi out.tif --tile "
+                "--pyramid --compression jpeg`) and give that",
+            )  # fmt: skip
         if not page.is_tiled or page.dtype != np.uint8 or page.samplesperpixel not in (3, 4):
             self._tiff.close()
             raise SectionDataError(self.path, section, "expected a tiled 8-bit RGB(A) TIFF")
@@ -58,13 +68,17 @@ class TiledTiffSlide:
         if page.databytecounts[index] == 0:
             tile = np.full((self.tile_height, self.tile_width, 3), 255, dtype=np.uint8)
         else:
+            tables = page.jpegtables  # read first: a lazily loaded tag moves the file position
             handle = self._tiff.filehandle
             handle.seek(page.dataoffsets[index])
+            data = handle.read(page.databytecounts[index])
             try:
-                segment, _, _ = page.decode(handle.read(page.databytecounts[index]), index)
+                segment, _, _ = page.decode(data, index, jpegtables=tables)
             except Exception as error:  # noqa: BLE001 - codec missing or corrupt tile
                 raise SectionDataError(
-                    self.path, self.section, f"cannot decode tile {index} ({error}); JPEG tiles need imagecodecs"
+                    self.path,
+                    self.section,
+                    f"cannot decode tile {index} ({error}): a corrupt tile or a codec imagecodecs lacks",
                 ) from error
             tile = np.asarray(segment).reshape(self.tile_height, self.tile_width, -1)[..., :3]
         self._cache[index] = tile
@@ -87,10 +101,25 @@ class TiledTiffSlide:
         padded = (left, top, right, bottom) != (x0, y0, x0 + width, y0 + height)
         return region, padded
 
+    def _pyramid_level(self, max_px: int) -> tifffile.TiffPageSeries | None:
+        """The smallest reduced level whose longer side is between ``max_px`` and 4 × ``max_px``."""
+        series = self._tiff.series[0] if self._tiff.series else None
+        fitting = []
+        for level in series.levels[1:] if series is not None else []:
+            page = level.keyframe
+            longer = max(int(page.imagewidth), int(page.imagelength))
+            if max_px <= longer <= 4 * max_px and page.dtype == np.uint8:
+                fitting.append((longer, level))
+        return min(fitting, key=lambda item: item[0])[1] if fitting else None
+
     def thumbnail(self, max_px: int) -> tuple[np.ndarray, float]:
-        """The slide shrunk to at most ``max_px`` on its longer side, built one tile at a time."""
+        """The slide shrunk to at most ``max_px`` on its longer side (from a pyramid level if one fits)."""
         scale = min(1.0, max_px / max(self.width, self.height))
         out_w, out_h = max(1, round(self.width * scale)), max(1, round(self.height * scale))
+        level = self._pyramid_level(max_px) if scale < 1.0 else None
+        if level is not None:
+            pixels = np.asarray(level.asarray())[..., :3]
+            return np.asarray(Image.fromarray(pixels).resize((out_w, out_h), Image.Resampling.BILINEAR)), scale
         out = np.full((out_h, out_w, 3), 255, dtype=np.uint8)
         for ty in range(math.ceil(self.height / self.tile_height)):
             for tx in range(self._across):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +20,10 @@ import mlflow
 import numpy as np
 import pytest
 from kedro.io import DatasetError
+from PIL import Image
 
-from tests.conftest import kedro_session, module_project, use_module_project
+from tests.conftest import C3_WINDOW, kedro_session, module_project, use_module_project, write_slide
+from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.sections.schema import SectionDataError
 
 pytestmark = pytest.mark.integration
@@ -57,13 +61,33 @@ def test_given_spots_reproduce_the_model_on_the_training_data_path(trained):
     direct = model.predict({"patches": patches, "positions": graph["positions"], "edge_index": graph["edge_index"]})
     direct.index = graph["spot_ids"]
     assert set(direct.index) == set(predicted.obs_names)  # spot ids "{x}x{y}" join to the measured counts
-    np.testing.assert_allclose(predicted[direct.index].X, direct.to_numpy(), rtol=1e-5, atol=1e-5)
+    # the same values, the pipeline's clamped at 0 as it records (uns['prediction'])
+    np.testing.assert_allclose(predicted[direct.index].X, np.maximum(direct.to_numpy(), 0), rtol=1e-5, atol=1e-5)
+    assert predicted.uns["prediction"]["n_clamped"] == int((direct.to_numpy() < 0).sum())
     assert (data / "08_reporting" / "inference" / "predicted_genes.png").stat().st_size > 10_000
+    assert predicted.uns["prediction"]["values"] == "log-normalised expression, clamped at 0"
+    assert (predicted.X >= 0).all()
+    run = mlflow.search_runs(experiment_names=["thitogene_kedro"], output_format="list", order_by=["start_time DESC"])[
+        0
+    ]
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "inference")}
+    assert {
+        "inference/predicted_genes.png",
+        "inference/predictions.h5ad",
+    } <= logged  # one level, not inference/inference
 
-    with kedro_session(trained) as session:  # no spot table: a grid over the tissue
+    with kedro_session(trained, runtime_params={"inference": {"mpp": 1.6667}}) as session:  # a grid over the tissue
         session.run(pipeline_names=["inference"])
     grid = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
     assert grid.uns["slide"]["spots_from"] == "grid" and 100 < grid.n_obs < 200 and np.isfinite(grid.X).all()
+
+    # a failed run leaves no earlier prediction that passes for its own
+    with kedro_session(trained, runtime_params={"inference": {"spots": str(trained / "no_such.csv")}}) as session:
+        with pytest.raises(DatasetError, match="no_such.csv"):
+            session.run(pipeline_names=["inference"])
+    output = data / "07_model_output" / "inference"
+    assert not (output / "predictions.h5ad").exists() and (output / "predictions.stale.h5ad").is_file()
+    assert not (data / "08_reporting" / "inference").exists() and (data / "08_reporting" / "inference.stale").is_dir()
 
 
 def test_inference_cuts_patches_the_way_the_model_was_trained(project_copy):
@@ -83,7 +107,9 @@ def test_inference_cuts_patches_the_way_the_model_was_trained(project_copy):
     graph = np.load(data / "04_feature" / "spot_graphs" / "SYN_A1.npz")
     stored = np.load(data / "04_feature" / "patches" / "SYN_A1.npz")["patches"]  # cut transposed by patching
     direct = model.predict({"patches": stored, "positions": graph["positions"], "edge_index": graph["edge_index"]})
-    np.testing.assert_allclose(predicted[list(graph["spot_ids"])].X, direct.to_numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        predicted[list(graph["spot_ids"])].X, np.maximum(direct.to_numpy(), 0), rtol=1e-5, atol=1e-5
+    )
     standard = model.predict(
         {"patches": np.ascontiguousarray(stored.transpose(0, 2, 1, 3)), "positions": graph["positions"],
          "edge_index": graph["edge_index"]}
@@ -104,6 +130,21 @@ def test_bad_inputs_are_named(trained):
             session.run(pipeline_names=["inference"])
     with kedro_session(trained, runtime_params={"inference": {"model": "models:/no_such_model@champion"}}) as session:
         with pytest.raises(DatasetError, match="no_such_model"):
+            session.run(pipeline_names=["inference"])
+
+
+@pytest.mark.skipif(not C3_WINDOW.is_dir(), reason="real C3 fixture (../shared/data) not present")
+def test_a_synthetic_model_and_an_unknown_resolution_are_refused_on_a_real_slide(trained):
+    real = {"image": str(C3_WINDOW / "C3_window.jpg")}
+    with kedro_session(trained, runtime_params={"inference": real}) as session:
+        with pytest.raises(
+            ProjectError, match=r"C3_window.jpg: model synthetic_thitogene v1 was trained on the SYNTHETIC"
+        ):
+            session.run(pipeline_names=["inference"])
+    # allowed anyway: the grid still needs a resolution the JPEG does not give (its 72 dpi is not a scan's)
+    allowed = {**real, "allow_synthetic_model": True}
+    with kedro_session(trained, runtime_params={"inference": allowed}) as session:
+        with pytest.raises(ProjectError, match=r"a spot grid needs the slide's resolution .* set inference.mpp"):
             session.run(pipeline_names=["inference"])
 
 
@@ -138,10 +179,13 @@ def test_registered_model_serves_predictions_over_rest(trained):
         patches = np.load(trained / "data" / "04_feature" / "patches" / "SYN_B1.npz")["patches"][:8]
         positions = np.load(trained / "data" / "04_feature" / "spot_graphs" / "SYN_B1.npz")["positions"][:8]
         body = json.dumps({"inputs": {"patches": patches.tolist(), "positions": positions.tolist()}}).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
-        )
-        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+
+        def request_for(payload: bytes) -> urllib.request.Request:
+            return urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", data=payload, headers={"Content-Type": "application/json"}
+            )
+
+        answer = json.loads(urllib.request.urlopen(request_for(body), timeout=60).read())["predictions"]
         expected = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion").predict(
             {"patches": patches, "positions": positions}
         )
@@ -149,6 +193,37 @@ def test_registered_model_serves_predictions_over_rest(trained):
         np.testing.assert_allclose(
             [[row[g] for g in expected.columns] for row in answer], expected.to_numpy(), rtol=1e-5, atol=1e-5
         )
+        # compact: the raw uint8 bytes in base64, a third of the JSON integers' size
+        compact = {"patches_b64": base64.b64encode(patches.tobytes()).decode(), "patches_shape": list(patches.shape),
+                   "positions": positions.tolist()}  # fmt: skip
+        small = json.dumps({"inputs": compact}).encode()
+        assert len(small) < len(body) / 2.5
+        answer = json.loads(urllib.request.urlopen(request_for(small), timeout=60).read())["predictions"]
+        np.testing.assert_allclose(
+            [[row[g] for g in expected.columns] for row in answer], expected.to_numpy(), rtol=1e-5, atol=1e-5
+        )
+        # input the model cannot take: HTTP 400, the message says what is wrong, no stack trace
+        wrong = json.dumps({"inputs": {"patches": patches[:, :50, :, 0].tolist(), "positions": positions.tolist()}})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request_for(wrong.encode()), timeout=60)
+        error = json.loads(refused.value.read())
+        assert refused.value.code == 400 and "stack_trace" not in error
+        assert error["message"] == "the model expects 112×112 RGB patches, (N, 112, 112, 3), got (8, 50, 112)"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.mark.skipif(not C3_WINDOW.is_dir(), reason="real C3 fixture (../shared/data) not present")
+def test_an_aperio_svs_slide_is_predicted_at_the_resolution_it_records(trained, tmp_path):
+    """A JPEG-tiled Aperio SVS of real tissue: opened tile by tile, its µm/px from its own description."""
+    with Image.open(C3_WINDOW / "C3_window.jpg") as image:
+        tissue = np.asarray(image.convert("RGB"))
+    slide = write_slide(tmp_path / "C3_window.svs", tissue, "jpeg", 0.687, "svs")
+    params = {"inference": {"image": str(slide), "allow_synthetic_model": True}}  # the demo model, on purpose
+    with kedro_session(trained, runtime_params=params) as session:
+        session.run(pipeline_names=["inference"])
+    predicted = ad.read_h5ad(trained / "data" / "07_model_output" / "inference" / "predictions.h5ad")
+    assert predicted.uns["slide"]["mpp"] == pytest.approx(0.687) and predicted.uns["slide"]["spots_from"] == "grid"
+    assert predicted.uns["slide"]["patch_px"] == round(112 * 1.6667 / 0.687)
+    assert predicted.n_obs > 10 and np.isfinite(predicted.X).all()

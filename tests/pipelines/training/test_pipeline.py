@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 
 from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session, module_project, use_module_project
 from tests.pipelines.training.killing import kill_after_checkpoint
+from thitogene_kedro.cli import parse_params, plan_folds
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
 from thitogene_kedro.sections.schema import SectionDataError
@@ -88,6 +89,10 @@ def test_training_records_folds_and_registers_a_loadable_model(trained):
     version = client.get_model_version_by_alias("synthetic_thitogene", "champion")
     assert version.run_id == run.info.run_id
     predictor = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion")
+    # an environment MLflow can rebuild: the code travels with the model, its dependencies are pinned
+    requirements = mlflow.pyfunc.get_model_dependencies("models:/synthetic_thitogene@champion")
+    pinned = {line.split("==")[0] for line in Path(requirements).read_text().split() if "==" in line}
+    assert {"torch", "numpy", "pandas", "anndata", "mlflow"} <= pinned and not any("thitogene" in p for p in pinned)
 
     data = project_copy / "data"
     patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npz")["patches"]
@@ -169,10 +174,7 @@ def test_interrupted_runs_are_recorded_killed_and_resume_unfinished_folds(projec
     params = (
         "training.epochs=8,training.checkpoint_every=1,training.cv.folds=SYN_A1 SYN_B1,training.cv.final_model=false"
     )
-    kedro = Path(sys.executable).with_name("kedro")
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
-    subprocess.run([str(kedro), "folds", "plan", "--params", params], cwd=project_copy, env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    plan_folds(project_copy, None, parse_params(params))  # as `kedro folds plan --params ...` does
     checkpoints = project_copy / "data" / "06_models" / "checkpoints"
     for fold, sig, code in (("fold_SYN_A1", signal.SIGINT, 130), ("fold_SYN_B1", signal.SIGTERM, 143)):
         out = _interrupted_run(project_copy, params, fold, sig)
@@ -252,7 +254,7 @@ def test_training_on_real_her2st_sections(project_copy, monkeypatch):
     )
     direct.index = graph["spot_ids"]
     assert predicted.uns["slide"]["mpp"] == pytest.approx(0.687)  # her2st JPEGs carry no usable resolution
-    grid = {"inference": {"image": str(image)}}  # no spot table: a grid over the detected tissue
+    grid = {"inference": {"image": str(image), "mpp": 0.687}}  # no spot table: a grid (the JPEG records no resolution)
     with kedro_session(project_copy, env="her2st", runtime_params={**params, **grid}) as session:
         session.run(pipeline_names=["inference"])
     gridded = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.pipelines.inference.params import InferenceParams
 from thitogene_kedro.processing.patches import cut_patches
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
@@ -21,8 +22,13 @@ logger = logging.getLogger(__name__)
 _PLAUSIBLE_MPP = (0.05, 20.0)
 
 
-def image_mpp(image: SlideImage, params: InferenceParams) -> float:
-    """Microns per pixel: the parameter, else the image's resolution metadata, else the training value."""
+def image_mpp(image: SlideImage, params: InferenceParams, grid: bool = False) -> float:
+    """Microns per pixel: the parameter, else the image's resolution metadata, else (with a spot
+    table only, warned) the training value.
+
+    Raises:
+        ProjectError: a grid is asked for and neither ``inference.mpp`` nor the metadata give it.
+    """
     params = InferenceParams.model_validate(params)
     if params.mpp is not None:
         return params.mpp
@@ -31,6 +37,12 @@ def image_mpp(image: SlideImage, params: InferenceParams) -> float:
         if _PLAUSIBLE_MPP[0] <= mpp <= _PLAUSIBLE_MPP[1]:
             logger.info("%s: %.3f µm/px from the image's resolution metadata", image.path.name, mpp)
             return mpp
+    if grid:
+        raise ProjectError(
+            f"{image.path}: a spot grid needs the slide's resolution and the file gives none"
+            f"{'' if mpp is None else f' usable ({mpp:.4g} µm/px)'}; set inference.mpp=<µm per pixel> "
+            "or give a spot table (inference.spots)"
+        )
     logger.warning(
         "%s: no usable resolution metadata; assuming the training data's %.3f µm/px (set inference.mpp)",
         image.path.name, params.training_mpp,
@@ -48,13 +60,18 @@ def otsu_threshold(values: np.ndarray) -> float:
     return float(np.argmax(between))
 
 
-def tissue_mask(thumbnail: np.ndarray) -> np.ndarray:
-    """Boolean tissue mask of an RGB thumbnail: darker than the grey-level Otsu threshold or more
-    saturated than the saturation Otsu threshold, opened, holes filled, small specks removed."""
+def tissue_mask(thumbnail: np.ndarray, texture_min: float = 5.0) -> np.ndarray:
+    """Boolean tissue mask of an RGB thumbnail: darker than the grey-level Otsu threshold, or more
+    saturated than the saturation Otsu threshold *and* textured (grey-level standard deviation over
+    7 px above ``texture_min``: the smooth stain haze beside real sections is saturated but flat),
+    opened, holes filled, small specks removed."""
     rgb = thumbnail.astype(np.float64)
     grey = rgb.mean(axis=2)
     saturation = rgb.max(axis=2) - rgb.min(axis=2)
-    mask = (grey < otsu_threshold(grey)) | (saturation > max(otsu_threshold(saturation), 20))
+    local_mean = ndimage.uniform_filter(grey, 7)
+    local_sd = np.sqrt(np.maximum(ndimage.uniform_filter(grey**2, 7) - local_mean**2, 0.0))
+    stained = (saturation > max(otsu_threshold(saturation), 20)) & (local_sd > texture_min)
+    mask = (grey < otsu_threshold(grey)) | stained
     mask = ndimage.binary_opening(mask, iterations=2)
     mask = ndimage.binary_fill_holes(mask)
     labels, count = ndimage.label(mask)
@@ -123,6 +140,23 @@ def check_spots_inside(image: SlideImage, spots: pd.DataFrame) -> None:
         )  # fmt: skip
 
 
+def check_model_fits_slide(inference_model: dict[str, Any], image: SlideImage, params: InferenceParams) -> None:
+    """A model trained on the SYNTHETIC demo is applied to demo slides only (unless allowed).
+
+    Raises:
+        ProjectError: the model's training data is synthetic and the slide is not.
+    """
+    synthetic_model = inference_model.get("data_source") == "synthetic"
+    if not synthetic_model or getattr(image, "from_synthetic_demo", False) or params.allow_synthetic_model:
+        return
+    raise ProjectError(
+        f"{image.path}: model {inference_model['name']} v{inference_model['version']} was trained on the SYNTHETIC "
+        "demo (its genes and expression are made up) and this slide is not from it; train on real data "
+        "(e.g. `kedro run --env her2st`) and give that model (inference.model=models:/her2st_thitogene@champion), "
+        "or set inference.allow_synthetic_model=true to run it anyway"
+    )
+
+
 def prepare_spots(
     inference_image: SlideImage,
     inference_spots: pd.DataFrame | None,
@@ -136,7 +170,8 @@ def prepare_spots(
     """
     params = InferenceParams.model_validate(params)
     image = inference_image
-    mpp = image_mpp(image, params)
+    check_model_fits_slide(inference_model, image, params)
+    mpp = image_mpp(image, params, grid=inference_spots is None)
     spots, source = slide_spots(image, inference_spots, params.spot_pitch_um / mpp, params)
     check_spots_inside(image, spots)
     trained = inference_model["predictor"].trained
@@ -181,22 +216,33 @@ def cut_slide_patches(
 
 
 def predict_slide(
-    inference_model: dict[str, Any], patches: np.ndarray, spots: pd.DataFrame, info: dict[str, Any]
+    inference_model: dict[str, Any],
+    patches: np.ndarray,
+    spots: pd.DataFrame,
+    info: dict[str, Any],
+    params: InferenceParams,
 ) -> ad.AnnData:
     """Predicted expression per spot as a spatial AnnData (``obsm['spatial']`` = pixel centres)."""
+    params = InferenceParams.model_validate(params)
     predictor = inference_model["predictor"]
     positions = spots[["array_x", "array_y"]].to_numpy(dtype=np.int64)
     graph = predictor.graph
     edges = knn_edge_index(positions, graph.k, graph.symmetric, graph.self_loops)
     table = predictor.predict(None, {"patches": patches, "positions": positions, "edge_index": edges})
+    values = table.to_numpy(dtype=np.float32)
     adata = ad.AnnData(
-        X=table.to_numpy(dtype=np.float32),
+        X=np.maximum(values, 0.0) if params.clamp_at_zero else values,
         obs=spots.copy(),
         var=pd.DataFrame(index=pd.Index(predictor.genes, name="gene")),
         obsm={"spatial": spots[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)},
     )
     adata.uns["model"] = {k: inference_model[k] for k in ("uri", "name", "version", "run_id")}
     adata.uns["slide"] = dict(info)
+    adata.uns["prediction"] = {
+        "values": "log-normalised expression"
+        + (", clamped at 0" if params.clamp_at_zero else ", the model's raw output"),
+        "n_clamped": int((values < 0).sum()) if params.clamp_at_zero else 0,
+    }
     adata.uns["spatial"] = {
         "slide": {
             "scalefactors": {"tissue_hires_scalef": 1.0, "spot_diameter_fullres": 100.0 / info["mpp"]},

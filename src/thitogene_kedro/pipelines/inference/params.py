@@ -17,7 +17,12 @@ class InferenceParams(BaseModel):
     with a warning). Patches cover the same physical size as in training: ``patch_size ×
     training_mpp / mpp`` pixels, resized to the model's patch size.
     Without a spot table, spots are laid on a square grid of ``spot_pitch_um`` (÷ ``grid_density``)
-    over the tissue found on a thumbnail (Otsu threshold on grey levels and saturation).
+    over the tissue found on a thumbnail (Otsu threshold on grey levels and saturation). A grid
+    needs the slide's resolution: ``mpp`` or the slide's own metadata, never assumed.
+    A model trained on the SYNTHETIC demo is refused on any other slide unless
+    ``allow_synthetic_model`` (its genes and expression are made up).
+    Predictions are clamped at 0 (log-normalised expression cannot be negative; the network's raw
+    output can dip slightly below), unless ``clamp_at_zero`` is false.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -32,3 +37,5 @@ class InferenceParams(BaseModel):
     tissue_max_px: int = Field(1000, ge=100)
     map_genes: int | list[str] = 3
     image_max_px: int = Field(1000, ge=100)
+    allow_synthetic_model: bool = False
+    clamp_at_zero: bool = True
