@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test lint format viz viz-build her2st study study-gpu model-summary bench gpu-check lock clean-data mlflow-server postgres-local
+.PHONY: install run test lint format viz viz-build her2st study study-gpu model-summary bench gpu-check lock clean-data mlflow-server postgres-local ui serve
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -21,6 +21,19 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadfile
+
+# The MLflow UI and the REST server on this project's store, without activating the venv (both
+# start programs from PATH). MLFLOW_TRACKING_URI wins when set; else the project's mlflow.db.
+STORE = $${MLFLOW_TRACKING_URI:-sqlite:///$(abspath mlflow.db)}
+MODEL ?= models:/synthetic_thitogene@champion
+PORT ?= 5001
+
+ui: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH MLFLOW_TRACKING_URI=$(STORE) $(BIN)/kedro mlflow ui
+
+serve: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH MLFLOW_TRACKING_URI=$(STORE) $(BIN)/mlflow models serve -m "$(MODEL)" \
+		--env-manager local -h 127.0.0.1 -p $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

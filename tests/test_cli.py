@@ -62,7 +62,7 @@ def test_a_plan_that_no_longer_fits_stops_the_run_before_any_node(project_copy):
     assert "conf/base/ or conf/local/parameters_folds.yml" in text
     assert "section SYN_A2 trains or is tested in the plan but is not among the run's sections" in text
     assert "Run `kedro folds plan" in text
-    assert "Running node" not in text and not (project_copy / "data" / "03_primary" / "selected_genes.csv").exists()
+    assert "nodes done" not in text and not (project_copy / "data" / "03_primary" / "selected_genes.csv").exists()
 
 
 def runs_in_store(experiment: str = "thitogene_kedro") -> list[mlflow.entities.Run]:
@@ -86,11 +86,13 @@ def test_folds_run_side_by_side_then_the_summary_reuses_them(project_copy):
         for name in ("fold_SYN_A1", "fold_SYN_B1", "final")
     }
     for name, log in logs.items():
-        assert "Pipeline execution completed successfully" in log, name
+        assert re.search(r"run completed: \d+ nodes in", log), name
     (a_start, a_end), (b_start, b_end) = _interval(logs["fold_SYN_A1"]), _interval(logs["fold_SYN_B1"])
     assert a_start <= b_end and b_start <= a_end  # they overlapped in time
     # the closing training run found every fold finished and trained nothing again
     assert out.stdout.count("already trained") + out.stderr.count("already trained") == 3
+    assert ": training (" not in out.stdout + out.stderr  # a reused fold is logged as reused only
+    assert all(": training (thitogene small" in logs[fold] for fold in ("fold_SYN_A1", "fold_SYN_B1"))
     runs = runs_in_store()
     assert len(runs) == 5 and all(run.info.status == "FINISHED" for run in runs)  # data, 3 folds, closing run
     assert int(mlflow.MlflowClient().get_model_version_by_alias("synthetic_thitogene", "champion").version) == 1

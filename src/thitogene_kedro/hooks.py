@@ -7,6 +7,7 @@ import contextlib
 import logging
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,35 @@ class ProjectHooks:
         if self._interrupted_run is not None:
             mlflow.MlflowClient().set_terminated(self._interrupted_run, status="KILLED")
             self._interrupted_run = None
+
+
+class ProgressHooks:
+    """Progress as "k of n nodes" for the nodes that take a while (and the last one), in place of
+    Kedro's three lines per node, which conf/logging.yml keeps off the console."""
+
+    SLOW_SECONDS = 3.0
+
+    def __init__(self) -> None:
+        self._total, self._done, self._started, self._run_started = 0, 0, 0.0, 0.0
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline) -> None:
+        self._total, self._done, self._run_started = len(pipeline.nodes), 0, time.perf_counter()
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        logger.info("run completed: %d nodes in %.1f s", self._done, time.perf_counter() - self._run_started)
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        self._started = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        self._done += 1
+        seconds = time.perf_counter() - self._started
+        if seconds >= self.SLOW_SECONDS or self._done == self._total:
+            logger.info("%d of %d nodes done: %s (%.1f s)", self._done, self._total, node.name, seconds)
 
 
 def _stale_name(path: Path) -> Path:

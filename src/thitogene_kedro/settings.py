@@ -8,6 +8,7 @@ from omegaconf.resolvers import oc
 from thitogene_kedro.hooks import (
     ParameterLoggingHooks,
     ParameterRestoringHooks,
+    ProgressHooks,
     ProjectHooks,
     RunTagHooks,
     StaleOutputHooks,
@@ -25,6 +26,7 @@ warnings.filterwarnings("ignore", message=r"One or more dataset names contain '\
 _parameter_logging = ParameterLoggingHooks()
 HOOKS = (
     ProjectHooks(),
+    ProgressHooks(),
     RunTagHooks(),
     StaleOutputHooks(),
     _parameter_logging,

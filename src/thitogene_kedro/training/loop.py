@@ -293,7 +293,7 @@ def _epochs(model, optimiser, data: tuple[Sequence, Sequence], settings: LoopSet
     """Train ``data`` (training, validation examples) from ``state.start_epoch`` to the last epoch
     (or an early stop), checkpointing as set."""
     train, validation = data
-    progress_every = settings.progress_every or max(1, settings.epochs // 10)
+    progress_every = settings.progress_every or max(1, settings.epochs // 5)
     n_spots = sum(len(e.patches) for e in train)
     for epoch in range(state.start_epoch, settings.epochs + 1):
         started = time.perf_counter()

@@ -23,7 +23,7 @@ def test_pipeline_runs_through_catalog(toy_her2st, tmp_path, caplog):
             ),
         }
     )
-    with caplog.at_level("INFO", logger="kedro"):
+    with caplog.at_level("INFO", logger="kedro.runner.sequential_runner"):  # WARNING in conf/logging.yml
         outputs = SequentialRunner().run(create_pipeline(), catalog)
     assert "Pipeline execution completed successfully" in caplog.text
     report = outputs["preprocessing_report"].load()

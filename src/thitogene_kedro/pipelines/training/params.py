@@ -64,7 +64,7 @@ class TrainingParams(_Strict):
         "auto: when a step holds at most 1,500 spots",
     )
     checkpoint_every: int = Field(10, ge=1)
-    progress_every: int = Field(0, ge=0, description="epochs between progress lines; 0: about ten per fold")
+    progress_every: int = Field(0, ge=0, description="epochs between progress lines; 0: five per fold")
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     cv: CrossValidationParams = CrossValidationParams()
     registry: RegistryParams = RegistryParams()
