@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-
-# Two test workers on two cores, and the runs they start as subprocesses: one compute thread each
-# (torch, BLAS), not two each fighting for the same cores. Set before torch or numpy load.
-for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ.setdefault(_threads, "1")
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
