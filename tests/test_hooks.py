@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from thitogene_kedro.hooks import ParameterLoggingHooks, ParameterRestoringHooks
+import signal
+
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Node, Pipeline
+
+from thitogene_kedro.errors import ProjectError
+from thitogene_kedro.hooks import ParameterLoggingHooks, ParameterRestoringHooks, ProjectHooks
 from thitogene_kedro.pipelines.patching.params import PatchingParams
 
 
@@ -34,3 +41,16 @@ def test_the_registration_reads_the_sessions_parameters_whatever_their_type(proj
         names = {node.name for node in pipelines["training"].nodes}
     assert {f"fold_{s}.register_fold_model" for s in ("SYN_A1", "SYN_A2", "SYN_B1", "SYN_B2")} <= names
     assert "register_final_model" in names and "final.register_fold_model" not in names
+
+
+def test_signals_stop_a_run_only_while_it_runs_and_a_refused_start_leaves_none():
+    pipeline = Pipeline([Node(lambda training: training, "params:training", "out", name="train")])
+    hooks, before = ProjectHooks(), signal.getsignal(signal.SIGTERM)
+    refused = DataCatalog({"params:training": MemoryDataset({"device": "cuda:99"})})
+    with pytest.raises(ProjectError, match=r"training.device=cuda:99: .*set training.device=auto or cpu"):
+        hooks.before_pipeline_run({}, pipeline, refused)
+    assert signal.getsignal(signal.SIGTERM) is before
+    hooks.before_pipeline_run({}, pipeline, DataCatalog({"params:training": MemoryDataset({"device": "cpu"})}))
+    assert signal.getsignal(signal.SIGTERM) is not before
+    hooks.after_pipeline_run()
+    assert signal.getsignal(signal.SIGTERM) is before

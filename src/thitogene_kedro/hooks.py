@@ -72,11 +72,11 @@ class ProjectHooks:
         """From here SIGINT/SIGTERM stop the run as :class:`RunInterrupted`; check the device and the
         fold plan against the data before any node runs (training, evaluation, clustering)."""
         self._node, self._interrupted_run = None, None
-        self._signals.enter_context(interrupts_raise())
         if any("params:training" in node.inputs for node in pipeline.nodes):
             check_training(catalog.load("params:training"))
         if any(node.namespace for node in pipeline.nodes):
             self.check_fold_plan(catalog)
+        self._signals.enter_context(interrupts_raise())  # after the checks: a refused run leaves no handler
 
     @hook_impl
     def before_node_run(self, node) -> None:
