@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import datetime
 
 import mlflow
+import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
-from thitogene_kedro.cli import plan_folds
+from thitogene_kedro.cli import plan_folds, run_side_by_side
+from thitogene_kedro.errors import RunInterrupted
 
 
 def fast_training(project, folds: list[str], final_model: bool = True) -> None:
@@ -108,3 +113,26 @@ def test_a_failing_fold_fails_the_command_and_skips_the_closing_run(project_copy
     assert "Error: training.model.overrides.patch_size=64 contradicts patching.patch_size=112" in log
     runs = runs_in_store()
     assert sorted(run.info.status for run in runs) == ["FAILED", "FINISHED"]  # data, the fold; no closing run
+
+
+def test_a_signal_to_the_side_by_side_command_stops_its_runs(tmp_path):
+    """SIGTERM to ``kedro folds run`` / ``kedro study run`` reaches the runs it started (each then
+    records itself KILLED), and the command says where it stopped."""
+    started = tmp_path / "started"
+    child = f"import pathlib, time; pathlib.Path({str(started)!r}).joinpath(__import__('sys').argv[1]).touch(); time.sleep(120)"
+    started.mkdir()
+
+    def send_sigterm_once_both_run() -> None:
+        while len(list(started.iterdir())) < 2:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=send_sigterm_once_both_run, daemon=True).start()
+    began = time.monotonic()
+    with pytest.raises(RunInterrupted) as stopped:
+        run_side_by_side(["fold_a", "fold_b", "fold_c"], ["cpu"], 2, lambda f: [sys.executable, "-c", child, f],
+                         tmp_path / "logs")  # fmt: skip
+    assert time.monotonic() - began < 60  # the children were stopped, not waited for
+    assert str(stopped.value).startswith("run interrupted by SIGTERM during 2 runs side by side (fold_a, fold_b)")
+    assert sorted(p.name for p in started.iterdir()) == ["fold_a", "fold_b"]  # fold_c never started
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

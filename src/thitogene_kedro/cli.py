@@ -43,7 +43,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import AbstractDataset
 
-from thitogene_kedro.errors import RunInterrupted, one_line
+from thitogene_kedro.errors import RunInterrupted, interrupts_raise, one_line
 from thitogene_kedro.run_checks import check_training
 
 if TYPE_CHECKING:
@@ -116,10 +116,31 @@ def kedro_command(*args: str, env: str | None, params: str | None) -> list[str]:
 def run_side_by_side(
     folds: list[str], devices: list[str], per_device: int, command_for, log_dir: Path
 ) -> dict[str, int]:
-    """Run one process per fold, ``per_device`` at a time on each device; their exit codes."""
+    """Run one process per fold, ``per_device`` at a time on each device; their exit codes.
+
+    SIGINT or SIGTERM stops the running ones with SIGTERM (each records its run KILLED) and raises
+    :class:`RunInterrupted`.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     slots = [device for device in devices for _ in range(per_device)]
     waiting, running, codes = list(folds), {}, {}
+    try:
+        with interrupts_raise():
+            _run_slots(waiting, running, codes, slots, command_for, log_dir)
+    except RunInterrupted as stop:
+        for _, process, _ in running.values():
+            process.terminate()  # SIGTERM: each run records itself KILLED where it stopped
+        for fold, process, log in running.values():
+            process.wait(timeout=120)
+            log.close()
+            click.echo(f"{fold}: stopped (exit {process.returncode})")
+        stop.place = f"{len(running)} runs side by side ({', '.join(sorted(f for f, _, _ in running.values()))})"
+        raise
+    return codes
+
+
+def _run_slots(waiting: list[str], running: dict, codes: dict, slots: list[str], command_for, log_dir: Path) -> None:  # noqa: ANN001
+    """Start runs in free slots until every one has ended (``running`` and ``codes`` are updated in place)."""
     while waiting or running:
         free = [slot for slot in range(len(slots)) if slot not in running]
         while waiting and free:
@@ -139,7 +160,6 @@ def run_side_by_side(
                 del running[slot]
                 state = "finished" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
                 click.echo(f"{fold}: {state}")
-    return codes
 
 
 def with_reported_errors(command):  # noqa: ANN001, ANN201 - a click callback

@@ -41,6 +41,7 @@ class RunInterrupted(Exception):  # noqa: N818 - an interruption, not an error o
         self.epoch: int | None = None
         self.checkpoint_epoch: int | None = None
         self.node: str | None = None
+        self.place: str | None = None  # a command's own words for where it stopped
 
     def at(self, fold: str, epoch: int, checkpoint_epoch: int | None) -> RunInterrupted:
         """This interruption, stopped in ``fold`` after ``epoch`` with its last checkpoint at ``checkpoint_epoch``."""
@@ -61,6 +62,9 @@ class RunInterrupted(Exception):  # noqa: N818 - an interruption, not an error o
         return tags
 
     def __str__(self) -> str:
+        if self.place is not None:
+            return (f"run interrupted by {self.signal_name} during {self.place}; finished folds and checkpoints are "
+                    "kept; run the same command again to resume")  # fmt: skip
         if self.fold is not None:
             where = f"in {self.fold} after epoch {self.epoch}"
             kept = (
