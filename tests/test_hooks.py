@@ -9,7 +9,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
 
 from thitogene_kedro.errors import ProjectError
-from thitogene_kedro.hooks import ParameterLoggingHooks, ParameterRestoringHooks, ProjectHooks
+from thitogene_kedro.hooks import ParameterLoggingHooks, ParameterRestoringHooks, ProjectHooks, run_name
 from thitogene_kedro.pipelines.patching.params import PatchingParams
 
 
@@ -54,3 +54,13 @@ def test_signals_stop_a_run_only_while_it_runs_and_a_refused_start_leaves_none()
     assert signal.getsignal(signal.SIGTERM) is not before
     hooks.after_pipeline_run()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_runs_are_named_by_environment_and_pipelines_in_registry_order():
+    registered = ["__default__", "preprocessing", "patching", "graph_building", "training"]
+    params = {"env": "her2st", "pipeline_names": ["graph_building", "preprocessing", "patching"], "namespaces": None}
+    assert run_name(params, registered) == "her2st·preprocessing+patching+graph_building"
+    assert run_name({"env": None, "pipeline_names": []}, registered) == "local·__default__"
+    assert run_name({"env": None, "pipeline_names": ["training"], "namespaces": ["fold_C2"]}, registered) == (
+        "local·training·fold_C2"
+    )

@@ -37,6 +37,7 @@ def test_default_run_on_synthetic_demo(project_copy, monkeypatch):
     assert (report["source"] == "synthetic").all()
     runs = mlflow.search_runs(experiment_names=["thitogene_kedro"])
     assert len(runs) == 1 and runs["status"].iloc[0] == "FINISHED"
+    assert runs["tags.mlflow.runName"].iloc[0] == "local·__default__"
     cv = pd.read_csv(data / "08_reporting" / "cv_summary.csv")
     assert sorted(cv["section"]) == sections
     # Held-out PCC well above chance (0): the synthetic expression follows the image.

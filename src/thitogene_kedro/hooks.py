@@ -200,6 +200,16 @@ def job_tags(runtime_params: dict[str, Any]) -> dict[str, str]:
     return {"fold": job.fold, "variant": job.variant, "seed": job.seed}
 
 
+def run_name(run_params: dict[str, Any], registered: list[str]) -> str:
+    """``<env>·<pipelines in registry order>[·<namespaces>]``, e.g. ``her2st·preprocessing+patching``."""
+    asked = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+    ordered = sorted(set(asked), key=lambda name: registered.index(name) if name in registered else len(registered))
+    parts = [run_params.get("env") or "local", "+".join(ordered)]
+    if run_params.get("namespaces"):
+        parts.append("+".join(sorted(run_params["namespaces"])))
+    return "·".join(parts)
+
+
 class RunTagHooks:
     """Tags each MLflow run with the code version and the data it reads (from descriptions, not loads)."""
 
@@ -224,7 +234,10 @@ class RunTagHooks:
         plan = registered_plan()
         if plan is not None:
             tags["sections"] = " ".join(plan.basis.sections)
-        mlflow.set_tags(tags | job_tags(run_params.get("runtime_params") or {}))
+        runtime = run_params.get("runtime_params") or {}
+        if not runtime.get("run_name"):  # kedro-mlflow would name it after the pipelines, in any order
+            tags["mlflow.runName"] = run_name(run_params, list(pipelines))
+        mlflow.set_tags(tags | job_tags(runtime))
 
 
 class ParameterLoggingHooks:

@@ -45,5 +45,30 @@ class RegisteredModelDataset(MlflowModelTrackingDataset):
     def _save(self, model: Any) -> None:
         self._save_args["registered_model_name"] = model.registered_name
         super()._save(model)
-        version = self.model_info.registered_model_version
-        MlflowClient().set_registered_model_alias(model.registered_name, self._alias, str(version))
+        version = str(self.model_info.registered_model_version)
+        client = MlflowClient()
+        client.set_registered_model_alias(model.registered_name, self._alias, version)
+        run = client.get_run(self.model_info.run_id) if self.model_info.run_id else None
+        description, tags = version_card(model.trained, run.data.tags if run else {}, run.data.metrics if run else {})
+        client.update_model_version(model.registered_name, version, description)
+        for key, value in tags.items():
+            client.set_model_version_tag(model.registered_name, version, key, value)
+
+
+def version_card(trained: Any, run_tags: dict[str, str], run_metrics: dict[str, float]) -> tuple[str, dict[str, str]]:
+    """The registered version's description and tags: what it is, what it was trained on, from which code."""
+    source = run_tags.get("data_source", "unknown")
+    sections = list(trained.fold.train)
+    description = (
+        f"{trained.spec.name} ({trained.spec.preset}) trained on {len(sections)} {source} section(s): "
+        f"{' '.join(sections)}; {len(trained.genes)} genes; fold {trained.fold.name}; "
+        f"commit {run_tags.get('git_commit', 'unknown')}"
+    )
+    tags = {
+        "data_source": source, "model": trained.spec.name, "preset": trained.spec.preset, "fold": trained.fold.name,
+        "training_sections": " ".join(sections), "genes": str(len(trained.genes)),
+        "patch_size": str(trained.inputs.patch_size), "git_commit": run_tags.get("git_commit", "unknown"),
+    }  # fmt: skip
+    if "cv.pcc_mean_over_sections" in run_metrics:
+        tags["cv_pcc_mean_over_sections"] = f"{run_metrics['cv.pcc_mean_over_sections']:.4f}"
+    return description, tags

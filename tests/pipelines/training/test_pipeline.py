@@ -88,7 +88,13 @@ def test_training_records_folds_and_registers_a_loadable_model(trained):
 
     version = client.get_model_version_by_alias("synthetic_thitogene", "champion")
     assert version.run_id == run.info.run_id
+    assert version.description.startswith(
+        "thitogene (small) trained on 4 synthetic section(s): SYN_A1 SYN_A2 SYN_B1 SYN_B2; "
+    )
     predictor = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion")
+    assert version.tags["data_source"] == "synthetic" and version.tags["fold"] == "final"
+    assert version.tags["genes"] == str(len(predictor.unwrap_python_model().genes))
+    assert version.tags["git_commit"] == run.data.tags.get("git_commit", "unknown")
     # an environment MLflow can rebuild: the code travels with the model, its dependencies are pinned
     requirements = mlflow.pyfunc.get_model_dependencies("models:/synthetic_thitogene@champion")
     pinned = {line.split("==")[0] for line in Path(requirements).read_text().split() if "==" in line}
