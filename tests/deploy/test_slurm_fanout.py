@@ -57,7 +57,9 @@ def test_folds_fan_out_as_a_slurm_array_into_one_tracking_server(tmp_path):
     _install_packages()
     project, work = _tiny_project(tmp_path), tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SLURM_"))}
+    # OMP_NUM_THREADS (one thread per test worker, tests/__init__.py) would also make `nproc`, and so
+    # the Slurm node, one CPU: the array must see the machine's cores to run two tasks at once
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SLURM_", "OMP_", "MKL_", "OPENBLAS_"))}
     env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "KEDRO_DISABLE_TELEMETRY": "true"}
     command = [
         "unshare",
