@@ -249,9 +249,9 @@ def list_folds(env: str | None, params: str | None) -> None:
 @with_reported_errors
 def run_folds(devices: str, per_device: int, env: str | None, params: str | None, then: str) -> None:
     """Data pipelines once, every fold in its own process side by side, then ``--then``."""
-    project = Path.cwd()
-    names = fold_names(project, env, parse_params(params))
-    check_training(_config_loader(project, env, parse_params(params))["parameters"].get("training", {}))
+    project, runtime = Path.cwd(), parse_params(params)
+    check_training(_config_loader(project, env, runtime)["parameters"].get("training", {}))
+    names = fold_names(project, env, runtime)
     click.echo(f"{len(names)} folds on {devices} × {per_device}: {' '.join(names)}")
     _run_step("the data pipelines", kedro_command("--pipelines", DATA_PIPELINES, env=env, params=params))
     codes = run_side_by_side(
