@@ -32,7 +32,9 @@ def test_bad_settings_are_refused_in_one_line_before_any_node(project_copy):
 
 
 @pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
-def test_a_broken_section_leaves_the_last_good_outputs_and_names_its_file(project_copy, tmp_path, monkeypatch):
+def test_a_broken_section_or_gene_rule_leaves_the_last_good_outputs_and_names_the_fix(
+    project_copy, tmp_path, monkeypatch
+):
     her2st = tmp_path / "her2st" / "data"
     for section in ("B4", "C3"):
         for folder, name in (("ST-cnts", f"{section}.tsv.gz"), ("ST-spotfiles", f"{section}_selection.tsv")):
@@ -55,3 +57,14 @@ def test_a_broken_section_leaves_the_last_good_outputs_and_names_its_file(projec
     assert error.startswith(f"Error: {her2st / 'ST-cnts' / 'C3.tsv.gz'}: section C3: ") and "negative" in error, error
     assert {p: p.read_bytes() for p in sorted(outputs.rglob("*")) if p.is_file()} == good
     assert not any(p.name.startswith(".") for p in outputs.rglob("*"))  # no staging folder or partial file left
+
+    # the documented few-section run without a gene list: the reference rule cannot keep a gene
+    monkeypatch.delenv("HER2ST_GENE_LIST")
+    out = kedro(project_copy, *args[:-1], "preprocessing.sections=B4")
+    error = out.stderr.strip().splitlines()[-2]
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert error.startswith("Error: preprocessing.gene_selection.min_spots_expressed=1000: the hvg_cut rule kept no "
+                            "gene on training sections ['B4'] ("), error  # fmt: skip
+    assert "set HER2ST_GENE_LIST" in error and "min_spots_expressed below" in error
+    kept = {p: p.read_bytes() for p in sorted(outputs.rglob("*")) if p.is_file() and p.name != "gene_statistics.pkl"}
+    assert kept == {p: b for p, b in good.items() if p.name != "gene_statistics.pkl"}  # the statistics node succeeded

@@ -136,3 +136,15 @@ def test_real_c3_window_fixture(tmp_path):
     adata = her2st.read_section(tmp_path, "C3")
     assert adata.n_obs == 62 and adata.n_vars == 785
     assert adata.X.sum() == counts.to_numpy().sum()
+
+
+def test_a_spot_outside_the_image_is_blamed_on_the_spot_table_that_places_it(tmp_path):
+    counts, spots, image = toy_section_tables()
+    spots.loc[1, "pixel_x"] = 5000.0
+    spot = f"{spots.loc[1, 'x']}x{spots.loc[1, 'y']}"
+    write_her2st_section(tmp_path, "C7", counts, spots, image)
+    with pytest.raises(SectionDataError) as error:
+        her2st.read_section(tmp_path, "C7")
+    assert error.value.file == str(tmp_path / "data" / "ST-spotfiles" / "C7_selection.tsv")
+    assert "1 spot centre(s) lie outside the 200x200 image HE.jpg" in error.value.problem
+    assert f"{spot} at (5000, " in error.value.problem and "correct their pixel coordinates" in error.value.problem

@@ -8,9 +8,12 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
+from thitogene_kedro.processing.genes import GeneList
+
 
 class GeneListDataset(AbstractDataset[list[str], list[str] | None]):
-    """Loads an ordered gene list; ``filepath: null`` means "no list configured" and loads ``None``.
+    """Loads an ordered gene list (a :class:`GeneList` naming its file); ``filepath: null`` means
+    "no list configured" and loads ``None``.
 
     Accepts the reference code's ``her_hvg_cut_1000.npy`` as well as a text file. Blank lines and
     ``#`` comments are ignored; duplicates are an error.
@@ -36,7 +39,7 @@ class GeneListDataset(AbstractDataset[list[str], list[str] | None]):
         duplicates = [g for g in genes if g in seen or seen.add(g)]
         if duplicates:
             raise DatasetError(f"{self._filepath}: duplicate genes {duplicates[:5]}")
-        return genes
+        return GeneList(genes, source=str(self._filepath))
 
     def save(self, data: list[str]) -> None:
         if self._filepath is None:

@@ -12,7 +12,17 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
 
+from thitogene_kedro.errors import ProjectError
+
 logger = logging.getLogger(__name__)
+
+
+class GeneList(list[str]):
+    """An ordered gene list that remembers the file it was read from (for messages that name it)."""
+
+    def __init__(self, genes: list[str], source: str | None = None) -> None:
+        super().__init__(genes)
+        self.source = source
 
 
 class GeneSelectionParams(BaseModel):
@@ -71,13 +81,15 @@ def genes_from_statistics(
             "n_sections_hvg": [hvg_votes[g] for g in candidates],
         }
     )
+    widest = int(table["n_spots_expressed"].max()) if len(table) else 0
     table = table[table["n_spots_expressed"] > rule.min_spots_expressed].reset_index(drop=True)
     if table.empty:
-        raise ValueError(
-            f"the hvg_cut rule kept no gene: no highly variable gene is expressed in more than "
-            f"preprocessing.gene_selection.min_spots_expressed={rule.min_spots_expressed} training spots; "
-            "with few sections give a gene list (for her2st set HER2ST_GENE_LIST to the published 785-gene list) "
-            "or lower preprocessing.gene_selection.min_spots_expressed"
+        n_spots = sum(int(statistics[name].get("n_spots", 0)) for name in train)
+        raise ProjectError(
+            f"preprocessing.gene_selection.min_spots_expressed={rule.min_spots_expressed}: the hvg_cut rule kept no gene "
+            f"on training sections {list(train)} ({n_spots} spots; the most widely expressed highly variable gene "
+            f"is expressed in {widest}); give a gene list (for her2st set HER2ST_GENE_LIST to the published "
+            f"785-gene list) or set preprocessing.gene_selection.min_spots_expressed below {widest}"
         )
     logger.info("hvg_cut kept %d genes (HVG union %d, present in every training section)", len(table), len(hvg_votes))
     return table
@@ -103,4 +115,5 @@ def section_gene_statistics(adata: ad.AnnData, rule: GeneSelectionParams) -> dic
         "hvgs": sorted(section_hvgs(adata, rule.n_top_hvg, rule.hvg_flavor)),
         "expressed": pd.Series(np.asarray((adata.X > 0).sum(axis=0)).ravel(), index=adata.var_names),
         "genes": list(adata.var_names),
+        "n_spots": int(adata.n_obs),
     }

@@ -47,7 +47,11 @@ def normalise_counts(counts: np.ndarray, library: np.ndarray, params: Normalisat
 
 
 def normalise_section(
-    raw: ad.AnnData, genes: list[str], params: NormalisationParams, missing_genes: MissingGenes = "error"
+    raw: ad.AnnData,
+    genes: list[str],
+    params: NormalisationParams,
+    missing_genes: MissingGenes = "error",
+    gene_source: str | None = None,
 ) -> ad.AnnData:
     """Restrict a raw section to ``genes`` (in order) and compute its targets.
 
@@ -57,17 +61,21 @@ def normalise_section(
     held-out sections, whose genes were chosen without looking at them.
 
     Raises:
-        SectionDataError: a selected gene is missing from the section (``missing_genes="error"``).
+        SectionDataError: a selected gene is missing from the section (``missing_genes="error"``);
+            the error names ``gene_source``, the gene list file the genes came from, when given.
     """
     params = NormalisationParams.model_validate(params)
     section = str(raw.uns.get("section", ""))
     missing = [g for g in genes if g not in raw.var_names]
     if missing and missing_genes == "error":
-        raise SectionDataError(
-            None,
-            section,
-            f"{len(missing)} of {len(genes)} selected genes are absent from the count matrix: {missing[:10]}",
-        )
+        problem = f"{len(missing)} of {len(genes)} selected genes are absent from the count matrix: {missing[:10]}"
+        if gene_source is not None:
+            problem = (
+                f"{len(missing)} of the {len(genes)} genes of this gene list are absent from the count matrix of "
+                f"section {section}: {missing[:10]}; use a gene list made for these sections "
+                "or set preprocessing.gene_selection.method=hvg_cut"
+            )
+        raise SectionDataError(gene_source, None if gene_source else section, problem)
     present = [g for g in genes if g in raw.var_names]
     found = raw[:, present].X
     found = found.toarray() if sparse.issparse(found) else np.asarray(found)

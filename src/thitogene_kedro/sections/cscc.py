@@ -76,5 +76,5 @@ def read_section(root: str | Path, section: str, source: str = SOURCE) -> ad.Ann
     counts = read_count_table(counts_path, section)
     spots = read_spot_table(spots_path, section)
     counts, spots = join_counts_and_spots(counts, spots, counts_path, spots_path, section, how="inner")
-    image = describe_section_image(image_path(root, section), spots, section, root)
+    image = describe_section_image(image_path(root, section), spots, section, root, spots_path)
     return build_section(counts, spots, section=section, patient=patient_of(section), source=source, image=image)

@@ -150,7 +150,7 @@ def read_section(root: str | Path, section: str, source: str = SOURCE, patient: 
         counts, read_spot_table(spots_path, section), counts_path, spots_path, section
     )
     labels = read_labels(folder / "ST-pat" / "lbl" / f"{section}_labeled_coordinates.tsv", section)
-    image = describe_section_image(image_path(root, section, patient), spots, section, folder / "ST-imgs")
+    image = describe_section_image(image_path(root, section, patient), spots, section, folder / "ST-imgs", spots_path)
     return build_section(counts, spots, section=section, patient=patient, source=source, image=image, labels=labels)
 
 

@@ -123,12 +123,17 @@ def find_section_image(folder: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def describe_section_image(path: Path | None, spots: pd.DataFrame, section: str, searched: str | Path) -> dict | None:
+def describe_section_image(
+    path: Path | None, spots: pd.DataFrame, section: str, searched: str | Path, spots_file: str | Path | None = None
+) -> dict | None:
     """``{'path', 'width', 'height'}`` of a section's image after checking its header and that every
-    spot centre lies inside it; ``None`` (logged) when the section has no image in ``searched``."""
+    spot centre (from ``spots_file``) lies inside it; ``None`` (logged) when the section has no image
+    in ``searched``."""
     if path is None:
         logger.info("Section %s has no full-resolution image in %s; counts only", section, searched)
         return None
     width, height = read_image_header(path, section)
-    check_spots_inside_image(spots[["pixel_x", "pixel_y"]].to_numpy(), spots.index, width, height, path, section)
+    check_spots_inside_image(
+        spots[["pixel_x", "pixel_y"]].to_numpy(), spots.index, width, height, path, section, spots_file=spots_file
+    )
     return {"path": path, "width": width, "height": height}

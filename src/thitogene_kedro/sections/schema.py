@@ -148,17 +148,34 @@ def join_counts_and_spots(
     return counts, spots.loc[counts.index]
 
 
-def check_spots_inside_image(
-    pixel_xy: np.ndarray, spot_ids: pd.Index, width: int, height: int, image_file: str | Path, section: str
+def check_spots_inside_image(  # noqa: PLR0913 - the positions and the two files they join
+    pixel_xy: np.ndarray,
+    spot_ids: pd.Index,
+    width: int,
+    height: int,
+    image_file: str | Path,
+    section: str,
+    *,
+    spots_file: str | Path | None = None,
 ) -> None:
-    """Raise if any spot centre lies outside the image."""
+    """Raise if any spot centre lies outside the image.
+
+    The error names the spot table (where the positions are written; the image when it is not
+    known), the image and the first offending spots with their positions.
+    """
     outside = (pixel_xy[:, 0] < 0) | (pixel_xy[:, 1] < 0) | (pixel_xy[:, 0] >= width) | (pixel_xy[:, 1] >= height)
     if outside.any():
+        shown = [
+            f"{spot} at ({x:g}, {y:g})"
+            for spot, (x, y) in zip(spot_ids[outside][:5], pixel_xy[outside][:5], strict=True)
+        ]
+        more = f" and {int(outside.sum()) - 5} more" if outside.sum() > 5 else ""
         raise SectionDataError(
-            image_file,
+            spots_file if spots_file is not None else image_file,
             section,
-            f"{int(outside.sum())} spot centre(s) lie outside the {width}x{height} image: "
-            f"{_preview(spot_ids[outside])}",
+            f"{int(outside.sum())} spot centre(s) lie outside the {width}x{height} image {Path(image_file).name}: "
+            f"{', '.join(shown)}{more}; correct their pixel coordinates in this table "
+            "or pair the section with the image they were measured on",
         )
 
 

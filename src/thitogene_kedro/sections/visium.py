@@ -53,6 +53,13 @@ def image_path(root: str | Path, section: str, fullres_image_glob: str = "*") ->
     return matches[0] if matches else None
 
 
+def _positions_file(outs: Path) -> Path:
+    """Space Ranger's spot position table (``tissue_positions.csv``, or the older ``_list`` form)."""
+    spatial = outs / "spatial"
+    found = [spatial / n for n in ("tissue_positions.csv", "tissue_positions_list.csv") if (spatial / n).is_file()]
+    return found[0] if found else spatial
+
+
 def read_section(
     root: str | Path, section: str, source: str = SOURCE, fullres_image_glob: str = "*", patient: str | None = None
 ) -> ad.AnnData:
@@ -94,5 +101,7 @@ def read_section(
         },
         index=visium.obs_names,
     )
-    image = describe_section_image(image_path(root, section, fullres_image_glob), spots, section, Path(root) / section)
+    image = describe_section_image(
+        image_path(root, section, fullres_image_glob), spots, section, Path(root) / section, _positions_file(outs)
+    )
     return build_section(counts, spots, section=section, patient=patient or section, source=source, image=image)

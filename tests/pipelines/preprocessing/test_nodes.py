@@ -10,8 +10,10 @@ from scipy import sparse
 
 from tests.conftest import HER2ST_REAL
 from thitogene_kedro.datasets import SpatialSectionsDataset
-from thitogene_kedro.pipelines.preprocessing.nodes import gene_statistics, select_genes
+from thitogene_kedro.errors import ProjectError
+from thitogene_kedro.pipelines.preprocessing.nodes import gene_statistics, normalise_sections, select_genes
 from thitogene_kedro.pipelines.preprocessing.params import NormalisationParams, PreprocessingParams
+from thitogene_kedro.processing.genes import GeneList
 from thitogene_kedro.processing.normalisation import normalise_counts, normalise_section
 from thitogene_kedro.sections.choice import choose_sections
 from thitogene_kedro.sections.her2st import PAPER_SECTIONS
@@ -144,3 +146,36 @@ def test_genes_absent_from_a_held_out_section_can_count_as_zero(caplog):
         out = normalise_section(section, ["G2", "GX", "G1"], NormalisationParams(), missing_genes="zero")
     assert out.layers["counts"].toarray().tolist() == [[2, 0, 1], [4, 0, 3]]
     assert "count as 0: ['GX']" in caplog.text
+
+
+def test_a_rule_that_keeps_no_gene_names_the_setting_the_sections_and_the_threshold_that_would_work():
+    params = PreprocessingParams(gene_selection={"method": "hvg_cut", "n_top_hvg": 5, "min_spots_expressed": 10_000})
+    sections, statistics = _with_statistics(None, params)
+    with pytest.raises(ProjectError) as error:
+        select_genes(sections, statistics, None, params)
+    message = str(error.value)
+    assert message.startswith("preprocessing.gene_selection.min_spots_expressed=10000: the hvg_cut rule kept no gene")
+    assert f"{sorted(statistics)}" in message and "HER2ST_GENE_LIST" in message
+    n_spots = sum(s["n_spots"] for s in statistics.values())
+    assert f"({n_spots} spots;" in message and "below " in message
+    suggested = int(message.rsplit("below ", 1)[1])
+    below = params.model_copy(
+        update={"gene_selection": params.gene_selection.model_copy(update={"min_spots_expressed": suggested - 1})}
+    )
+    assert len(select_genes(sections, statistics, None, below)) >= 1  # the suggestion keeps a gene
+    at = params.model_copy(
+        update={"gene_selection": params.gene_selection.model_copy(update={"min_spots_expressed": suggested})}
+    )
+    with pytest.raises(ProjectError):
+        select_genes(sections, statistics, None, at)
+
+
+def test_a_gene_list_gene_a_section_lacks_is_an_error_naming_the_gene_list_file(tmp_path):
+    section = make_section("A1", np.array([[1, 2], [3, 4]]), ["G1", "G2"])
+    genes = GeneList(["G2", "G9"], source=str(tmp_path / "my_genes.txt"))
+    table = select_genes({"A1": lambda: section}, {}, genes, PreprocessingParams())
+    loaders = normalise_sections({"A1": lambda: section}, table, genes, PreprocessingParams())
+    with pytest.raises(SectionDataError) as error:
+        loaders["A1"]()
+    assert str(error.value).startswith(f"{tmp_path / 'my_genes.txt'}: 1 of the 2 genes of this gene list are absent")
+    assert "section A1: ['G9']" in str(error.value) and "method=hvg_cut" in str(error.value)

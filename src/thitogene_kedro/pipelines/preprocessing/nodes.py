@@ -70,15 +70,23 @@ def select_genes(
 
 
 def normalise_sections(
-    raw_sections: SectionLoaders, selected_genes: pd.DataFrame, params: PreprocessingParams
+    raw_sections: SectionLoaders,
+    selected_genes: pd.DataFrame,
+    gene_list: list[str] | None,
+    params: PreprocessingParams,
 ) -> dict[str, Callable[[], ad.AnnData]]:
-    """Per chosen section, a function that reads and normalises it (saved one at a time)."""
+    """Per chosen section, a function that reads and normalises it (saved one at a time).
+
+    A gene of the configured gene list that a section lacks is an error naming the list's file.
+    """
     params = PreprocessingParams.model_validate(params)
     genes = selected_genes["gene"].astype(str).tolist()
     chosen = choose_sections(raw_sections, params.sections, params.gene_selection_excludes)
+    from_file = gene_selection_method(gene_list, params.gene_selection) == "file"
+    source = getattr(gene_list, "source", None) if from_file else None
 
     def _one(load: Callable[[], ad.AnnData]) -> ad.AnnData:
-        return normalise_section(load(), genes, params.normalisation)
+        return normalise_section(load(), genes, params.normalisation, gene_source=source)
 
     return {name: partial(_one, load) for name, load in chosen.items()}
 

@@ -28,7 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=normalise_sections,
-                inputs=["raw_sections", "selected_genes", "params:preprocessing"],
+                inputs=["raw_sections", "selected_genes", "gene_list", "params:preprocessing"],
                 outputs="preprocessed_sections",
                 name="normalise_sections_node",
             ),

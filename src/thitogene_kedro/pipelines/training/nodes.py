@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.metrics import score_held_out
 from thitogene_kedro.models import resolve_device
 from thitogene_kedro.models.pyfunc import SpotExpressionPredictor
@@ -85,7 +86,10 @@ def select_fold_genes(
     if missing:
         raise ValueError(f"{fold.name}: no gene statistics for training sections {missing}; rerun gene_statistics")
     logger.info("%s: selecting genes on %d section(s), leaving out %s", fold.name, len(allowed), list(fold.unseen))
-    return genes_from_statistics(statistics, allowed, rule)
+    try:
+        return genes_from_statistics(statistics, allowed, rule)
+    except ProjectError as error:
+        raise ProjectError(f"{fold.name}: {error}") from None
 
 
 def build_fold_inputs(
