@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 from collections.abc import Iterator
@@ -141,6 +142,62 @@ def toy_section_tables(n_side: int = 4, n_genes: int = 5, pitch: int = 40, seed:
     return counts, spots, image
 
 
+def _jpeg_with_restart_markers(image: np.ndarray, blocks: int) -> tuple[bytes, list[int]]:
+    """``image`` as a baseline JPEG with a restart marker every ``blocks`` MCUs, and the offsets at
+    which each restart interval's entropy-coded data begins (NDPI's ``McuStarts``)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=90, subsampling="4:2:0", restart_marker_blocks=blocks)
+    jpeg = buffer.getvalue()
+    at = 2
+    while int.from_bytes(jpeg[at : at + 2], "big") != 0xFFDA:  # walk the marker segments to start-of-scan
+        at += 2 + int.from_bytes(jpeg[at + 2 : at + 4], "big")
+    starts = [at + 2 + int.from_bytes(jpeg[at + 2 : at + 4], "big")]
+    starts += [i + 2 for i in range(starts[0], len(jpeg) - 1) if jpeg[i] == 0xFF and 0xD0 <= jpeg[i + 1] <= 0xD7]
+    return jpeg, starts
+
+
+def write_ndpi(path: Path, image: np.ndarray, mpp: float, tile_width: int = 256, mcu_starts: bool = True) -> Path:
+    """A Hamamatsu NDPI file as the scanners write it: a classic little-endian TIFF with 64-bit IFD
+    offsets (the NDPI extension: an 8-byte first-IFD offset and next-IFD offset, and four high bytes
+    per tag after the entries), level 0 as one JPEG stream with restart markers every ``tile_width``
+    pixels and their offsets in ``McuStarts`` (65426), the resolution in pixels per cm, ``Make``
+    Hamamatsu and the NDPI format tag (65420); ``mcu_starts=False`` leaves that tag out, as some
+    files do. Width and height must be multiples of 16 and ``tile_width``. Written by hand: no
+    library writes NDPI."""
+    import struct  # noqa: PLC0415
+
+    height, width = image.shape[:2]
+    jpeg, starts = _jpeg_with_restart_markers(image, blocks=tile_width // 16)
+    out = bytearray(b"II" + struct.pack("<HQ", 42, 0))
+    strip = len(out)
+    out += jpeg
+
+    def block(data: bytes) -> int:
+        out.extend(b"\0" * (len(out) % 2))
+        out.extend(data)
+        return len(out) - len(data)
+
+    per_cm = round(1e4 / mpp * 1000)
+    rational = struct.pack("<II", per_cm, 1000)
+    tags = [  # code, type (3 SHORT, 4 LONG, 2 ASCII, 5 RATIONAL, 9 SLONG, 11 FLOAT), count, value or offset
+        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, block(struct.pack("<3H", 8, 8, 8))),
+        (259, 3, 1, 7), (262, 3, 1, 6), (271, 2, 10, block(b"Hamamatsu\0")), (273, 4, 1, strip),
+        (277, 3, 1, 3), (278, 4, 1, height), (279, 4, 1, len(jpeg)), (282, 5, 1, block(rational)),
+        (283, 5, 1, block(rational)), (296, 3, 1, 3), (65420, 4, 1, 1),
+        (65421, 11, 1, struct.unpack("<I", struct.pack("<f", 20.0))[0]),  # source lens (magnification)
+        (65422, 9, 1, 0), (65423, 9, 1, 0), (65424, 9, 1, 0),  # x, y, z offset from the slide centre (nm)
+        (65426, 4, len(starts), block(struct.pack(f"<{len(starts)}I", *starts))),
+    ][: None if mcu_starts else -1]  # fmt: skip
+    ifd = block(struct.pack("<H", len(tags)))
+    for code, kind, count, value in tags:
+        out += struct.pack("<HHI", code, kind, count) + struct.pack("<I" if kind != 3 or count > 1 else "<HH", *(
+            (value,) if kind != 3 or count > 1 else (value, 0)))  # fmt: skip
+    out += struct.pack("<Q", 0) + b"\0" * (4 * len(tags))  # no next IFD; the tags' high bytes are all zero
+    out[4:12] = struct.pack("<Q", ifd)
+    path.write_bytes(bytes(out))
+    return path
+
+
 @pytest.fixture
 def toy_her2st(tmp_path) -> Path:
     """A her2st-layout folder with sections A1 (image) and A2 (no image)."""
@@ -167,9 +224,9 @@ def write_slide(path: Path, image: np.ndarray, compression: str | None, mpp: flo
             description = (
                 f"Aperio Image Library v12.0.15\n{width}x{height} (128x128) JPEG/RGB Q=70|AppMag = 20|MPP = {mpp}"
             )
-            tif.write(levels[0], description=description, **tiles)
+            tif.write(levels[0], description=description, metadata=None, **tiles)  # one description, as Aperio's
             for level in levels[1:]:
-                tif.write(level, description="", **tiles)
+                tif.write(level, description="", metadata=None, **tiles)
             return path
         options = (
             {"metadata": {"axes": "YXS", "PhysicalSizeX": mpp, "PhysicalSizeXUnit": "µm"}} if flavour == "ome" else {}

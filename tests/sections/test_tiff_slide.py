@@ -1,5 +1,6 @@
 """Slides as scanners write them: tiled pyramidal TIFFs with JPEG, JPEG 2000 and deflate tiles,
-Aperio SVS, OME-TIFF, read tile by tile with their resolution from their own metadata."""
+Aperio SVS, OME-TIFF and Hamamatsu NDPI, read tile by tile with their resolution from their own
+metadata."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import C3_WINDOW, write_slide
+from tests.conftest import C3_WINDOW, write_ndpi, write_slide
 from thitogene_kedro.sections.resolution import metadata_mpp
+from thitogene_kedro.sections.schema import SectionDataError
 from thitogene_kedro.sections.tiff_slide import TiledTiffSlide, open_slide
 
 pytestmark = pytest.mark.skipif(not C3_WINDOW.is_dir(), reason="real C3 fixture (../shared/data) not present")
@@ -49,3 +51,22 @@ def test_scanner_slides_open_tile_by_tile_with_their_own_resolution(tmp_path, ti
     expected = np.asarray(Image.fromarray(tissue).resize(thumbnail.shape[1::-1], Image.Resampling.BILINEAR))
     assert np.abs(thumbnail.astype(float) - expected).mean() < 12
     slide.close()
+
+
+def test_a_hamamatsu_ndpi_opens_restart_interval_by_interval_with_its_own_resolution(tmp_path, tissue):
+    path = write_ndpi(tmp_path / "slide.ndpi", tissue, mpp=0.4416, tile_width=128)
+    assert metadata_mpp(path) == pytest.approx(0.4416, rel=1e-6)
+    slide = open_slide(path)
+    assert isinstance(slide, TiledTiffSlide) and (slide.width, slide.height) == (896, 640)
+    assert (slide.tile_width, slide.tile_height) == (128, 16)  # one JPEG stream, read 16 × 128 at a time
+    with slide:
+        region, padded = slide.read_region(100, 70, 300, 200)
+        thumbnail, scale = slide.thumbnail(300)  # no pyramid here: level 0, tile by tile
+    assert not padded and np.abs(region.astype(float) - tissue[70:270, 100:400]).mean() <= 6.0
+    expected = np.asarray(Image.fromarray(tissue).resize(thumbnail.shape[1::-1], Image.Resampling.BILINEAR))
+    assert max(thumbnail.shape) == 300 and np.abs(thumbnail.astype(float) - expected).mean() < 12
+    slide.close()
+
+    without = write_ndpi(tmp_path / "strip.ndpi", tissue, mpp=0.4416, tile_width=128, mcu_starts=False)
+    with pytest.raises(SectionDataError, match=r"strip\.ndpi: .*without McuStarts.*vips tiffsave"):
+        open_slide(without)

@@ -5,8 +5,9 @@ thumbnail comes from the smallest pyramid level at least as large as asked (at m
 read whole, else from level 0 tile by tile; peak memory is about that level or the thumbnail plus
 the tile cache, never the whole slide. Decoding uses tifffile with imagecodecs: JPEG (shared
 JPEGTables included), JPEG 2000, deflate, LZW and uncompressed tiles, as Aperio SVS, OME-TIFF and
-generic pyramidal (Big)TIFF store them. Hamamatsu NDPI stores level 0 as one JPEG stream, not
-tiles, and is refused with a message.
+generic pyramidal (Big)TIFF store them. Hamamatsu NDPI stores level 0 as one JPEG stream with
+restart markers; tifffile turns the restart intervals its ``McuStarts`` tag lists into tiles, which
+are read here like any other (an NDPI without that tag is refused with a conversion command).
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ class TiledTiffSlide:
         except (tifffile.TiffFileError, OSError, ValueError) as error:
             raise SectionDataError(self.path, section, f"not a readable TIFF ({error})") from error
         page = self._tiff.pages[0]
-        if self._tiff.is_ndpi:
+        if self._tiff.is_ndpi and not page.is_tiled:
             self._tiff.close()
             raise SectionDataError(
-                self.path, section, "Hamamatsu NDPI stores its full resolution as one JPEG stream, which cannot be "
-                "read tile by tile here; convert it to a pyramidal TIFF (e.g. `vips tiffsave in.ndpi out.tif --tile "
-                "--pyramid --compression jpeg`) and give that",
+                self.path, section, "this Hamamatsu NDPI stores its full resolution as one JPEG stream without "
+                "McuStarts, so it cannot be read tile by tile; convert it to a pyramidal TIFF (e.g. `vips tiffsave "
+                "in.ndpi out.tif --tile --pyramid --compression jpeg`) and give that",
             )  # fmt: skip
         if not page.is_tiled or page.dtype != np.uint8 or page.samplesperpixel not in (3, 4):
             self._tiff.close()
@@ -72,8 +73,8 @@ class TiledTiffSlide:
             handle = self._tiff.filehandle
             handle.seek(page.dataoffsets[index])
             data = handle.read(page.databytecounts[index])
-            try:
-                segment, _, _ = page.decode(data, index, jpegtables=tables)
+            try:  # ``jpegheader``: NDPI's restart intervals are decoded with the stream's own header
+                segment, _, _ = page.decode(data, index, jpegtables=tables, jpegheader=page.jpegheader)
             except Exception as error:  # noqa: BLE001 - codec missing or corrupt tile
                 raise SectionDataError(
                     self.path,
@@ -153,7 +154,7 @@ def open_slide(path: str | Path, section: str | None = None) -> SlideImage | Til
     if path.suffix.lower() in TIFF_SUFFIXES:
         try:
             with tifffile.TiffFile(path) as tif:
-                tiled = tif.pages[0].is_tiled
+                tiled = tif.pages[0].is_tiled or tif.is_ndpi  # an NDPI without McuStarts is refused there
         except (tifffile.TiffFileError, OSError, ValueError) as error:
             raise SectionDataError(path, section, f"not a readable TIFF ({error})") from error
         if tiled:

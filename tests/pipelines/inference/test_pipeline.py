@@ -22,7 +22,7 @@ import pytest
 from kedro.io import DatasetError
 from PIL import Image
 
-from tests.conftest import C3_WINDOW, kedro_session, module_project, use_module_project, write_slide
+from tests.conftest import C3_WINDOW, kedro_session, module_project, use_module_project, write_ndpi, write_slide
 from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.sections.schema import SectionDataError
 
@@ -215,11 +215,16 @@ def test_registered_model_serves_predictions_over_rest(trained):
 
 
 @pytest.mark.skipif(not C3_WINDOW.is_dir(), reason="real C3 fixture (../shared/data) not present")
-def test_an_aperio_svs_slide_is_predicted_at_the_resolution_it_records(trained, tmp_path):
-    """A JPEG-tiled Aperio SVS of real tissue: opened tile by tile, its µm/px from its own description."""
+@pytest.mark.parametrize("scanner", ["aperio_svs", "hamamatsu_ndpi"])
+def test_scanner_slides_are_predicted_at_the_resolution_they_record(trained, tmp_path, scanner):
+    """Real tissue as a JPEG-tiled Aperio SVS (µm/px in its description) and as a Hamamatsu NDPI (one
+    JPEG stream read by restart interval, µm/px in its resolution tags), through the pipeline."""
     with Image.open(C3_WINDOW / "C3_window.jpg") as image:
         tissue = np.asarray(image.convert("RGB"))
-    slide = write_slide(tmp_path / "C3_window.svs", tissue, "jpeg", 0.687, "svs")
+    if scanner == "aperio_svs":
+        slide = write_slide(tmp_path / "C3_window.svs", tissue, "jpeg", 0.687, "svs")
+    else:
+        slide = write_ndpi(tmp_path / "C3_window.ndpi", tissue[:2304, :2176].copy(), 0.687, tile_width=128)
     params = {"inference": {"image": str(slide), "allow_synthetic_model": True}}  # the demo model, on purpose
     with kedro_session(trained, runtime_params=params) as session:
         session.run(pipeline_names=["inference"])
