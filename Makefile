@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test lint format viz viz-build her2st study study-gpu model-summary bench gpu-check lock clean-data mlflow-server postgres-local ui serve
+.PHONY: install run test test-model-rebuild lint format viz viz-build her2st study study-gpu model-summary bench gpu-check lock clean-data mlflow-server postgres-local ui serve
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -22,11 +22,19 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadfile
 
+# MLflow rebuilds the registered model's environment from the package index (uv; torch included:
+# minutes and gigabytes) and predicts in it from a clean folder; skipped by `make test`.
+test-model-rebuild: $(STAMP)
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	PATH="$(abspath $(BIN)):$$PATH" THITOGENE_TEST_MODEL_REBUILD=1 $(BIN)/pytest -p no:cacheprovider \
+		"tests/pipelines/training/test_pipeline.py::test_the_registered_model_rebuilds_its_environment_and_predicts_from_a_clean_folder"
+
 # The MLflow UI and the REST server on this project's store, without activating the venv (both
 # start programs from PATH). MLFLOW_TRACKING_URI wins when set; else the project's mlflow.db.
 STORE = $${MLFLOW_TRACKING_URI:-sqlite:///$(abspath mlflow.db)}
 MODEL ?= models:/synthetic_thitogene@champion
 PORT ?= 5001
+UV_VERSION ?= 0.13.9
 
 ui: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH MLFLOW_TRACKING_URI=$(STORE) $(BIN)/kedro mlflow ui

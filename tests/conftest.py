@@ -13,6 +13,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from PIL import Image
@@ -24,11 +25,34 @@ GENE_LIST_785 = SHARED_DATA / "gene-lists" / "her2st_785_genes.txt"
 C3_WINDOW = SHARED_DATA / "fixtures" / "her2st_C3_window"
 
 
-def make_project_copy(folder: Path) -> Path:
+_DEMO_RAW_DATA: dict[Path, Path] = {}
+
+
+def demo_raw_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's raw SYNTHETIC data set, as the catalog configures it, drawn once per test process.
+
+    Drawing it takes ~15 s; every project copy gets a copy instead, which the dataset accepts as
+    its own (same generator version and configuration in the manifest), so a run does not redraw it.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if base not in _DEMO_RAW_DATA:
+        from thitogene_kedro.sections import synthetic  # noqa: PLC0415
+
+        entry = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "catalog.yml").read_text())["raw_sections"]
+        assert entry["source"] == "synthetic", entry
+        root = tmp_path_factory.mktemp("demo-raw-data") / "synthetic"
+        _DEMO_RAW_DATA[base] = synthetic.generate(root, synthetic.SyntheticConfig(**entry["options"]))
+    return _DEMO_RAW_DATA[base]
+
+
+def make_project_copy(folder: Path, raw_data: Path | None = None) -> Path:
     """Copy conf/ (no conf/local) and pyproject.toml into ``folder``; data/ is written there.
 
+    ``raw_data``: the demo's raw data (:func:`demo_raw_data`), copied to ``data/01_raw/synthetic``.
     The package itself is the installed one, so ``src/`` only has to exist.
     """
+    if raw_data is not None:
+        shutil.copytree(raw_data, folder / "data" / "01_raw" / "synthetic")
     shutil.copytree(PROJECT_ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
     (folder / "conf" / "local").mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", folder)
@@ -44,7 +68,7 @@ def module_project(tmp_path_factory, name: str) -> Iterator[tuple[Path, str]]:
     Inside the block the folder is the working folder and the store the tracking URI (for a run that
     prepares it); tests then take it with :func:`use_module_project`.
     """
-    project = make_project_copy(tmp_path_factory.mktemp(name))
+    project = make_project_copy(tmp_path_factory.mktemp(name), demo_raw_data(tmp_path_factory))
     store = f"sqlite:///{tmp_path_factory.mktemp(f'{name}-mlflow') / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", store)
@@ -67,10 +91,10 @@ def use_module_project(shared: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def project_copy(tmp_path, monkeypatch) -> Path:
-    """A project folder (:func:`make_project_copy`) as the working folder."""
+def project_copy(tmp_path, tmp_path_factory, monkeypatch) -> Path:
+    """A project folder (:func:`make_project_copy`, with the demo's raw data) as the working folder."""
     monkeypatch.chdir(tmp_path)
-    yield make_project_copy(tmp_path)
+    yield make_project_copy(tmp_path, demo_raw_data(tmp_path_factory))
     while mlflow.active_run():  # a failed session must not leave its run open for the next test
         mlflow.end_run(status="FAILED")
 
@@ -236,3 +260,29 @@ def write_slide(path: Path, image: np.ndarray, compression: str | None, mpp: flo
         for level in levels[1:]:
             tif.write(level, subfiletype=1, **tiles)
     return path
+
+
+# Files whose tests take minutes (clean-clone CI durations on 2 cores), heaviest first. `make test`
+# hands whole files to two workers in collection order (`--dist loadfile`); starting with these lets
+# the short files fill in around them, so both workers finish together.
+HEAVY_FILES = (
+    "tests/test_run.py",
+    "tests/test_cli.py",
+    "tests/pipelines/training/test_pipeline.py",
+    "tests/test_study.py",
+    "tests/deploy/test_slurm_fanout.py",
+    "tests/pipelines/inference/test_pipeline.py",
+    "tests/test_bench.py",
+    "tests/test_cli_errors.py",
+    "tests/integration/test_her2st_real.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collect the :data:`HEAVY_FILES` first (in that order), the rest as they come."""
+    rank = {name: i for i, name in enumerate(HEAVY_FILES)}
+
+    def key(item: pytest.Item) -> int:
+        return rank.get(Path(item.path).relative_to(PROJECT_ROOT).as_posix(), len(rank))
+
+    items.sort(key=key)  # stable: tests keep their order within a file and among the rest

@@ -218,7 +218,7 @@ def generate(root: str | Path, config: SyntheticConfig) -> Path:
         labels.to_csv(data / "ST-pat" / "lbl" / f"{section}_labeled_coordinates.tsv", sep="\t", index=False)
         image_dir = data / "ST-imgs" / patient / section
         image_dir.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(image_dir / f"{section}_SYNTHETIC_HE.png", optimize=False)
+        Image.fromarray(image).save(image_dir / f"{section}_SYNTHETIC_HE.png", compress_level=1)  # lossless; fast
     manifest = dict(
         wanted,
         note="SYNTHETIC demo data drawn by thitogene_kedro.sections.synthetic; not real tissue or expression",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -113,6 +115,49 @@ def test_training_records_folds_and_registers_a_loadable_model(trained):
     with torch.no_grad():
         direct = model.eval()(collate_sections([example])).prediction[0].numpy()
     np.testing.assert_allclose(table.to_numpy(), direct, rtol=1e-5, atol=1e-5)
+
+
+def _reachable(host: str) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    os.environ.get("THITOGENE_TEST_MODEL_REBUILD") != "1",
+    reason="builds the registered model a fresh environment from the package index (torch included: minutes "
+    "and gigabytes); run `make test-model-rebuild` (sets THITOGENE_TEST_MODEL_REBUILD=1)",
+)
+def test_the_registered_model_rebuilds_its_environment_and_predicts_from_a_clean_folder(trained, tmp_path):
+    """MLflow builds the model's own environment (its requirements, its code) and predicts in it."""
+    manager = "uv" if shutil.which("uv") else "virtualenv"  # virtualenv: pyenv fetches the interpreter
+    hosts = ["pypi.org"] if manager == "uv" else ["pypi.org", "www.python.org"]
+    if not all(_reachable(host) for host in hosts):
+        pytest.skip(f"the model's environment is built from {hosts}, which this machine cannot reach")
+    data = trained / "data" / "04_feature"
+    patches = np.load(data / "patches" / "SYN_B1.npz")["patches"][:8]
+    positions = np.load(data / "spot_graphs" / "SYN_B1.npz")["positions"][:8]
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"inputs": {"patches": patches.tolist(), "positions": positions.tolist()}}))
+    clean = tmp_path / "elsewhere"  # no project here: the model runs in the environment MLflow builds for it
+    clean.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"MLFLOW_ENV_ROOT": str(tmp_path / "envs")}
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    out = subprocess.run(
+        [str(mlflow_cli), "models", "predict", "-m", "models:/synthetic_thitogene@champion", "--env-manager",
+         manager, "-i", str(request), "-t", "json", "-o", str(tmp_path / "answer.json")],
+        check=False, cwd=clean, env=env, capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    answer = json.loads((tmp_path / "answer.json").read_text())["predictions"]
+    expected = mlflow.pyfunc.load_model("models:/synthetic_thitogene@champion").predict(
+        {"patches": patches, "positions": positions}
+    )
+    got = np.array([[row[g] for g in expected.columns] for row in answer])
+    np.testing.assert_allclose(got, expected.to_numpy(), rtol=1e-4, atol=1e-5)
+    assert not (clean / "mlflow.db").exists() and not (clean / "mlruns").exists()  # the store was found, not made
 
 
 def test_no_test_section_reaches_a_folds_training_inputs(trained):
