@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import signal
 
+import mlflow
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
 
 from thitogene_kedro.errors import ProjectError
-from thitogene_kedro.hooks import ParameterLoggingHooks, ParameterRestoringHooks, ProjectHooks, run_name
+from thitogene_kedro.hooks import (
+    EpochMetricsHooks,
+    ParameterLoggingHooks,
+    ParameterRestoringHooks,
+    ProjectHooks,
+    run_name,
+)
 from thitogene_kedro.pipelines.patching.params import PatchingParams
+from thitogene_kedro.training.epochs import EPOCH_LISTENER
 
 
 def test_parameters_are_dicts_for_logging_and_pydantic_for_the_node():
@@ -64,3 +72,22 @@ def test_runs_are_named_by_environment_and_pipelines_in_registry_order():
     assert run_name({"env": None, "pipeline_names": ["training"], "namespaces": ["fold_C2"]}, registered) == (
         "local·training·fold_C2"
     )
+
+
+def test_a_folds_epochs_reach_mlflow_while_its_training_node_runs_and_only_then():
+    hooks = EpochMetricsHooks()
+    train = Node(lambda x: x, "inputs", "model", name="train_fold", namespace="fold_B1")
+    other = Node(lambda x: x, "model", "history", name="predict_fold", namespace="fold_B1")
+    with mlflow.start_run() as run:
+        hooks.before_node_run(train)
+        EPOCH_LISTENER.get()({"epoch": 1, "train_loss": 0.5, "seconds": 2.0, "spots_per_second": 9.0})
+        EPOCH_LISTENER.get()({"epoch": 2, "train_loss": 0.25, "seconds": 2.0, "spots_per_second": 9.0})
+        hooks.after_node_run()
+        assert EPOCH_LISTENER.get() is None
+        hooks.before_node_run(other)  # not a training node: nobody listens
+        assert EPOCH_LISTENER.get() is None
+        hooks.before_node_run(train)
+        hooks.on_node_error()  # a failed (or interrupted) node stops listening too
+        assert EPOCH_LISTENER.get() is None
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "fold_B1.train_loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]

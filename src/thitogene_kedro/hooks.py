@@ -4,6 +4,8 @@ runs, MLflow run hygiene, tags, parameters."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import logging
 import shutil
 import subprocess
@@ -25,6 +27,7 @@ from thitogene_kedro.pipelines.registered_folds import (
     use_session_parameters,
 )
 from thitogene_kedro.run_checks import check_environment, check_training
+from thitogene_kedro.training.epochs import EPOCH_LISTENER, epoch_metrics
 from thitogene_kedro.training.folds import FoldPlan
 from thitogene_kedro.training.planning import PLAN_FILE, check_plan
 
@@ -123,6 +126,38 @@ class ProjectHooks:
         if self._interrupted_run is not None:
             mlflow.MlflowClient().set_terminated(self._interrupted_run, status="KILLED")
             self._interrupted_run = None
+
+
+class EpochMetricsHooks:
+    """Each epoch of a fold's training reaches MLflow as it ends (``<fold>.train_loss`` …, step =
+    epoch), not when the fold does; epochs restored from a checkpoint come with the fold's
+    ``training_metrics`` output."""
+
+    def __init__(self) -> None:
+        self._listening: contextvars.Token | None = None
+
+    @staticmethod
+    def _log(prefix: str, record: dict[str, float]) -> None:
+        if mlflow.active_run() is not None:
+            mlflow.log_metrics(epoch_metrics(prefix, record), step=int(record["epoch"]))
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        if node.namespace and node.name == f"{node.namespace}.train_fold":
+            self._listening = EPOCH_LISTENER.set(functools.partial(self._log, node.namespace))
+
+    @hook_impl
+    def after_node_run(self) -> None:
+        self._stop()
+
+    @hook_impl
+    def on_node_error(self) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._listening is not None:
+            EPOCH_LISTENER.reset(self._listening)
+            self._listening = None
 
 
 class ProgressHooks:

@@ -6,6 +6,7 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from thitogene_kedro.hooks import (
+    EpochMetricsHooks,
     ParameterLoggingHooks,
     ParameterRestoringHooks,
     ProgressHooks,
@@ -27,6 +28,7 @@ _parameter_logging = ParameterLoggingHooks()
 HOOKS = (
     ProjectHooks(),
     ProgressHooks(),
+    EpochMetricsHooks(),
     RunTagHooks(),
     StaleOutputHooks(),
     _parameter_logging,

@@ -7,6 +7,8 @@ coordinates returns a DataFrame of N spots × genes. Over REST a large section i
 instead of about 4 as JSON integers. Input the model cannot take is a :class:`ModelInputError`:
 HTTP 400 with its one-line message. The spot graph is rebuilt from the positions
 with the training settings (the model's ``inputs.graph``); an ``edge_index`` ``(2, E)`` entry overrides it.
+Predictions are log-normalised expression, clamped at 0 (the network's raw output can dip slightly
+below it); ``"clamp_at_zero": false`` in the input returns the raw output.
 The logged model carries its configuration, gene list, weights and this package's code.
 """
 
@@ -63,7 +65,8 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - MLflow's signature
         """``{"patches": (N,H,W,3) uint8 (or ``patches_b64`` + ``patches_shape``), "positions": (N,2)
-        int[, "edge_index": (2,E)][, "spot_ids": (N,)]}`` → N × genes.
+        int[, "edge_index": (2,E)][, "spot_ids": (N,)][, "clamp_at_zero": bool]}`` → N × genes
+        (clamped at 0 unless ``clamp_at_zero`` is false: :func:`clamp_at_zero`).
 
         Raises:
             ModelInputError: input the model cannot take (served as HTTP 400 with this message).
@@ -79,8 +82,16 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
         device = next(model.parameters()).device
         with torch.no_grad():
             prediction = model(collate_sections([example]).to(device)).prediction[0].float().cpu().numpy()
+        if bool(_scalar(model_input.get("clamp_at_zero", True))):
+            prediction, _ = clamp_at_zero(prediction)
         index = model_input.get("spot_ids")
         return pd.DataFrame(prediction, columns=self.genes, index=None if index is None else list(np.ravel(index)))
+
+
+def clamp_at_zero(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values`` with negatives set to 0 (log-normalised expression cannot be negative), and how many were."""
+    negative = values < 0
+    return np.where(negative, 0.0, values).astype(values.dtype), int(negative.sum())
 
 
 class ModelInputError(MlflowException, ProjectError):

@@ -5,6 +5,10 @@ early-stopping state are written atomically. A restart with the same configurati
 ``fingerprint``) continues after the newest checkpoint; section order per epoch is drawn from
 ``(seed, epoch)``, so a resumed run on CPU repeats the uninterrupted one exactly. A finished
 fold leaves a checkpoint marked ``complete`` and is not trained again.
+
+Each epoch's record goes, as the epoch ends, to ``LoopSettings.on_epoch`` and to whoever set
+:data:`~thitogene_kedro.training.epochs.EPOCH_LISTENER` around the call (the project's MLflow hook
+logs it as metrics then).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from thitogene_kedro.errors import RunInterrupted
 from thitogene_kedro.models import SectionExample, SpotExpressionModel, autocast, collate_sections, examples_on
 from thitogene_kedro.models.runtime import Precision, resolve_host_memory_reuse, reuse_freed_host_memory
 from thitogene_kedro.training.checkpoints import Checkpoint, CheckpointStore
+from thitogene_kedro.training.epochs import EPOCH_LISTENER
 
 logger = logging.getLogger(__name__)
 
@@ -304,8 +309,9 @@ def _epochs(model, optimiser, data: tuple[Sequence, Sequence], settings: LoopSet
         if validation:
             _validate(model, validation, settings, state, record)
         state.history.append(record)
-        if settings.on_epoch is not None:
-            settings.on_epoch(record)
+        for listener in (settings.on_epoch, EPOCH_LISTENER.get()):
+            if listener is not None:
+                listener(record)
         if epoch % progress_every == 0 or epoch == settings.epochs:
             _log_progress(settings, record)
         if validation and settings.patience is not None and state.stale >= settings.patience:

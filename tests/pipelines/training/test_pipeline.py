@@ -78,8 +78,12 @@ def test_training_records_folds_and_registers_a_loadable_model(trained):
     cpu_steps = [m.step for m in client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")]
     assert cpu_steps and len(cpu_steps) == len(set(cpu_steps))
     for fold in ("fold_SYN_A1", "fold_SYN_B1"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, f"{fold}.train_loss")] == [1, 2, 3]
+        losses = client.get_metric_history(run.info.run_id, f"{fold}.train_loss")
+        assert [m.step for m in losses] == [1, 2, 3]  # each epoch once: logged as it ended, not again at the end
         assert f"{fold}.test.{fold[5:]}.pcc_mean" in run.data.metrics
+        # logged one epoch at a time: as far apart as the epochs took (at the end they would be ms apart)
+        seconds = [m.value for m in client.get_metric_history(run.info.run_id, f"{fold}.seconds")]
+        assert (losses[-1].timestamp - losses[0].timestamp) / 1000 >= 0.8 * sum(seconds[1:]), (losses, seconds)
     assert "cv.pcc_mean_over_sections" in run.data.metrics and "final.train_loss" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "fold_SYN_A1")}
     assert {
@@ -311,7 +315,7 @@ def test_training_on_real_her2st_sections(project_copy, monkeypatch):
     gridded = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
     assert gridded.uns["slide"]["spots_from"] == "grid" and 0.6 * 180 < gridded.n_obs < 1.6 * 180
     assert (data / "08_reporting" / "inference" / "predicted_genes.png").stat().st_size > 10_000
-    np.testing.assert_allclose(predicted[direct.index].X, np.maximum(direct.to_numpy(), 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(predicted[direct.index].X, direct.to_numpy(), rtol=1e-4, atol=1e-4)  # both clamped
 
 
 def test_sessions_in_one_process_each_get_their_own_run(project_copy):

@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import ndimage
 
 from thitogene_kedro.errors import ProjectError
+from thitogene_kedro.models.pyfunc import clamp_at_zero
 from thitogene_kedro.pipelines.inference.params import InferenceParams
 from thitogene_kedro.processing.patches import cut_patches
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
@@ -228,10 +229,12 @@ def predict_slide(
     positions = spots[["array_x", "array_y"]].to_numpy(dtype=np.int64)
     graph = predictor.graph
     edges = knn_edge_index(positions, graph.k, graph.symmetric, graph.self_loops)
-    table = predictor.predict(None, {"patches": patches, "positions": positions, "edge_index": edges})
-    values = table.to_numpy(dtype=np.float32)
+    model_input = {"patches": patches, "positions": positions, "edge_index": edges, "clamp_at_zero": False}
+    values, n_clamped = predictor.predict(None, model_input).to_numpy(dtype=np.float32), 0
+    if params.clamp_at_zero:  # as the registered model does by default
+        values, n_clamped = clamp_at_zero(values)
     adata = ad.AnnData(
-        X=np.maximum(values, 0.0) if params.clamp_at_zero else values,
+        X=values,
         obs=spots.copy(),
         var=pd.DataFrame(index=pd.Index(predictor.genes, name="gene")),
         obsm={"spatial": spots[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)},
@@ -241,7 +244,7 @@ def predict_slide(
     adata.uns["prediction"] = {
         "values": "log-normalised expression"
         + (", clamped at 0" if params.clamp_at_zero else ", the model's raw output"),
-        "n_clamped": int((values < 0).sum()) if params.clamp_at_zero else 0,
+        "n_clamped": n_clamped,
     }
     adata.uns["spatial"] = {
         "slide": {

@@ -33,6 +33,7 @@ from thitogene_kedro.processing.patches import PatchingParams
 from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
 from thitogene_kedro.training.artefacts import FoldInputs, InputSettings, TrainedModel, network_for
 from thitogene_kedro.training.checkpoints import CheckpointStore
+from thitogene_kedro.training.epochs import EPOCH_METRICS
 from thitogene_kedro.training.folds import FINAL, Fold, FoldPlan
 from thitogene_kedro.training.loop import LoopResult, LoopSettings, fit, predict, seed_everything
 from thitogene_kedro.training.metric_names import HELD_OUT_SCORES, held_out_key
@@ -135,9 +136,10 @@ def _training_records(
 ) -> tuple[pd.DataFrame, dict[str, list[dict[str, float]]], dict[str, Any]]:
     history = pd.DataFrame(result.history)
     history.insert(0, "fold", inputs.fold.name)
+    # epochs trained in this run reached MLflow as they ended (EPOCH_LISTENER); the rest come from a checkpoint
+    restored = [r for r in result.history if result.reused or r["epoch"] < (result.resumed_from or 0)]
     metrics = {
-        key: [{"step": int(r["epoch"]), "value": float(r[key])} for r in result.history if key in r]
-        for key in ("train_loss", "validation_loss", "seconds", "spots_per_second")
+        key: [{"step": int(r["epoch"]), "value": float(r[key])} for r in restored if key in r] for key in EPOCH_METRICS
     }
     if result.peak_gpu_memory_mib is not None:
         metrics["peak_gpu_memory_mib"] = [{"step": int(history["epoch"].max()), "value": result.peak_gpu_memory_mib}]
