@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--her2st-dir", type=Path, default=os.environ.get("HER2ST_DIR"))
     parser.add_argument("--gene-list", type=Path, default=os.environ.get("HER2ST_GENE_LIST") or None)
     parser.add_argument("--section", default="B4")
+    parser.add_argument(
+        "--synthetic-dir", type=Path, help="the synthetic demo's folder, if drawn already (else drawn here)"
+    )
     parser.add_argument("--preset", default="paper_her2st")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[300, 1000, 3000, 5000])
@@ -186,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
             genes = args.gene_list.read_text().split() if args.gene_list else None
         else:
             config = synthetic.SyntheticConfig()
-            source, data_dir = "synthetic", synthetic.generate(Path(scratch) / "synthetic", config)
+            root = args.synthetic_dir or Path(scratch) / "synthetic"  # generate() keeps a matching data set
+            source, data_dir = "synthetic", synthetic.generate(root, config)
             section, genes = synthetic.section_ids(data_dir, config)[0], None
         examples, genes = load_sections(data_dir, [section], genes, source)
         batch = collate_sections(examples)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import gpu_check, run, slide_memory
-from tests.conftest import HER2ST_REAL
+from tests.conftest import HER2ST_REAL, demo_raw_data
 
 
 @pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
@@ -32,12 +32,13 @@ def test_slide_memory_runs(capsys):
     assert "tiles: {'peak_rss_mib'" in out and "whole: {'peak_rss_mib'" in out and "ratio" in out
 
 
-def test_benchmark_suite_prints_and_writes_its_report(tmp_path, capsys):
+def test_benchmark_suite_prints_and_writes_its_report(tmp_path, tmp_path_factory, capsys):
     """Synthetic demo, tiny settings: every table appears, with measured rows, and lands in the file."""
     document = tmp_path / "benchmarks.md"
     document.write_text("# Benchmarks\n\n<!-- bench:begin -->\nprevious report\n<!-- bench:end -->\n\nNotes stay.\n")
     run.main(
         ["--preset", "small", "--repeats", "1", "--her2st-dir", "/nonexistent", "--sizes", "60",
+         "--synthetic-dir", str(demo_raw_data(tmp_path_factory)),
          "--naive-max", "60", "--skip", "e2e", "--write", str(document)]
     )  # fmt: skip
     out = capsys.readouterr().out

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, demo_raw_data
 
 HERE = Path(__file__).parent
 NEEDED = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "ip", "psql")
@@ -36,9 +36,11 @@ def _install_packages() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, capture_output=True)
 
 
-def _tiny_project(folder: Path) -> Path:
-    """A copy of the project as a user's clone has it, with a 1-epoch `small` training in conf/local."""
+def _tiny_project(folder: Path, raw_data: Path) -> Path:
+    """A copy of the project as a user's clone has it after its first run (the demo's raw data
+    drawn), with a 1-epoch `small` training in conf/local."""
     project = folder / "project"
+    shutil.copytree(raw_data, project / "data" / "01_raw" / "synthetic")
     shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     shutil.copytree(PROJECT_ROOT / "deploy", project / "deploy")
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
@@ -53,9 +55,9 @@ def _tiny_project(folder: Path) -> Path:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: installs slurm-wlm/munge/postgresql, creates a netns")
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare for a private network namespace")
-def test_folds_fan_out_as_a_slurm_array_into_one_tracking_server(tmp_path):
+def test_folds_fan_out_as_a_slurm_array_into_one_tracking_server(tmp_path, tmp_path_factory):
     _install_packages()
-    project, work = _tiny_project(tmp_path), tmp_path / "work"
+    project, work = _tiny_project(tmp_path, demo_raw_data(tmp_path_factory)), tmp_path / "work"
     work.mkdir()
     # OMP_NUM_THREADS (one thread per test worker, tests/__init__.py) would also make `nproc`, and so
     # the Slurm node, one CPU: the array must see the machine's cores to run two tasks at once
