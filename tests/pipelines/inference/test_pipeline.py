@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,26 @@ from thitogene_kedro.sections.schema import SectionDataError
 pytestmark = pytest.mark.integration
 
 FAST = {"training": {"epochs": 2, "cv": {"folds": ["SYN_A1"]}}}
+
+
+def assert_scanpy_draws_it_over_the_tissue(adata: ad.AnnData) -> None:
+    """``sc.pl.spatial`` with no layout arguments draws the spots over the slide's hires image."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import scanpy as sc  # noqa: PLC0415
+
+    (library,) = adata.uns["spatial"]
+    images, scalefactors = adata.uns["spatial"][library]["images"], adata.uns["spatial"][library]["scalefactors"]
+    assert max(images["hires"].shape[:2]) <= 2000 and max(images["lowres"].shape[:2]) <= 600
+    assert images["hires"].dtype == np.uint8 and scalefactors["spot_diameter_fullres"] > 0
+    assert adata.uns["source"] and {"in_tissue", "array_row", "array_col"} <= set(adata.obs.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scanpy 1.11 points to squidpy.pl.spatial_scatter
+        axes = sc.pl.spatial(adata, color=adata.var_names[0], show=False)
+    drawn = axes[0].images[0].get_array()
+    assert drawn.shape[:2] == images["hires"].shape[:2]  # the tissue is under the spots
+    matplotlib.pyplot.close("all")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +74,7 @@ def test_given_spots_reproduce_the_model_on_the_training_data_path(trained):
     predicted = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
     assert predicted.uns["model"]["name"] == "synthetic_thitogene" and predicted.uns["model"]["version"] == "1"
     assert predicted.uns["slide"]["spots_from"] == "table" and predicted.obsm["spatial"].shape == (predicted.n_obs, 2)
+    assert_scanpy_draws_it_over_the_tissue(predicted)
 
     # the same spots through the data pipelines' patches and graph, straight into the registered model
     patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npz")["patches"]
@@ -233,3 +255,4 @@ def test_scanner_slides_are_predicted_at_the_resolution_they_record(trained, tmp
     assert predicted.uns["slide"]["mpp"] == pytest.approx(0.687) and predicted.uns["slide"]["spots_from"] == "grid"
     assert predicted.uns["slide"]["patch_px"] == round(112 * 1.6667 / 0.687)
     assert predicted.n_obs > 10 and np.isfinite(predicted.X).all()
+    assert_scanpy_draws_it_over_the_tissue(predicted)

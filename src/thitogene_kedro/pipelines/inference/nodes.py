@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import anndata as ad
@@ -17,6 +18,7 @@ from thitogene_kedro.processing.patches import cut_patches
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
+from thitogene_kedro.sections.spatial_layout import spatial_library, spot_grid_columns
 
 logger = logging.getLogger(__name__)
 
@@ -216,14 +218,16 @@ def cut_slide_patches(
     return patches
 
 
-def predict_slide(
+def predict_slide(  # noqa: PLR0913 - the model, the slide and what was cut from it, the settings
     inference_model: dict[str, Any],
+    inference_image: SlideImage,
     patches: np.ndarray,
     spots: pd.DataFrame,
     info: dict[str, Any],
     params: InferenceParams,
 ) -> ad.AnnData:
-    """Predicted expression per spot as a spatial AnnData (``obsm['spatial']`` = pixel centres)."""
+    """Predicted expression per spot as a spatial AnnData in the layout scanpy and squidpy read
+    (``obsm['spatial']`` pixel centres, the slide's hires/lowres images: ``sections.spatial_layout``)."""
     params = InferenceParams.model_validate(params)
     predictor = inference_model["predictor"]
     positions = spots[["array_x", "array_y"]].to_numpy(dtype=np.int64)
@@ -233,9 +237,10 @@ def predict_slide(
     values, n_clamped = predictor.predict(None, model_input).to_numpy(dtype=np.float32), 0
     if params.clamp_at_zero:  # as the registered model does by default
         values, n_clamped = clamp_at_zero(values)
+    grid = spot_grid_columns(spots["array_x"].to_numpy(), spots["array_y"].to_numpy(), spots.index)
     adata = ad.AnnData(
         X=values,
-        obs=spots.copy(),
+        obs=spots.join(grid[[c for c in grid.columns if c not in spots.columns]]),
         var=pd.DataFrame(index=pd.Index(predictor.genes, name="gene")),
         obsm={"spatial": spots[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)},
     )
@@ -246,12 +251,10 @@ def predict_slide(
         + (", clamped at 0" if params.clamp_at_zero else ", the model's raw output"),
         "n_clamped": n_clamped,
     }
-    adata.uns["spatial"] = {
-        "slide": {
-            "scalefactors": {"tissue_hires_scalef": 1.0, "spot_diameter_fullres": 100.0 / info["mpp"]},
-            "images": {},
-        }
-    }
+    adata.uns["source"] = "inference"
+    library = Path(str(info["image"])).stem
+    with inference_image as image:  # a legacy ST spot is 100 µm across
+        adata.uns["spatial"] = {library: spatial_library(image, 100.0 / info["mpp"], {"mpp": info["mpp"]})}
     return adata
 
 

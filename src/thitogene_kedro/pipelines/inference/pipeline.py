@@ -27,7 +27,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.predict_slide,
-                ["inference_model", "inference_patches", "inference_spot_table", "inference_slide", "params:inference"],
+                [
+                    "inference_model",
+                    "inference_image",
+                    "inference_patches",
+                    "inference_spot_table",
+                    "inference_slide",
+                    "params:inference",
+                ],
                 "inference_predictions",
                 name="predict_slide",
             ),
