@@ -6,9 +6,11 @@ import contextlib
 import io
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import anndata
 import mlflow
 import numpy as np
 import pandas as pd
@@ -97,6 +99,26 @@ def project_copy(tmp_path, tmp_path_factory, monkeypatch) -> Path:
     yield make_project_copy(tmp_path, demo_raw_data(tmp_path_factory))
     while mlflow.active_run():  # a failed session must not leave its run open for the next test
         mlflow.end_run(status="FAILED")
+
+
+def assert_scanpy_draws_it_over_the_tissue(adata: anndata.AnnData) -> None:
+    """``sc.pl.spatial`` with no layout arguments draws the spots over the slide's hires image."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import scanpy as sc  # noqa: PLC0415
+
+    (library,) = adata.uns["spatial"]
+    images, scalefactors = adata.uns["spatial"][library]["images"], adata.uns["spatial"][library]["scalefactors"]
+    assert max(images["hires"].shape[:2]) <= 2000 and max(images["lowres"].shape[:2]) <= 600
+    assert images["hires"].dtype == np.uint8 and scalefactors["spot_diameter_fullres"] > 0
+    assert adata.uns["source"] and {"in_tissue", "array_row", "array_col"} <= set(adata.obs.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scanpy 1.11 points to squidpy.pl.spatial_scatter
+        axes = sc.pl.spatial(adata, color=adata.var_names[0], show=False)
+    drawn = axes[0].images[0].get_array()
+    assert drawn.shape[:2] == images["hires"].shape[:2]  # the tissue is under the spots
+    matplotlib.pyplot.close("all")
 
 
 def kedro_session(folder: Path, plan: bool = True, **kwargs) -> KedroSession:

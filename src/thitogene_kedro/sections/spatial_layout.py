@@ -44,3 +44,18 @@ def spot_grid_columns(array_x: np.ndarray, array_y: np.ndarray, index: pd.Index)
     """``in_tissue`` (1: every spot predicted or measured lies on the tissue), ``array_row``, ``array_col``."""
     rows, columns = np.asarray(array_y, dtype=np.int64), np.asarray(array_x, dtype=np.int64)
     return pd.DataFrame({"in_tissue": 1, "array_row": rows, "array_col": columns}, index=index)
+
+
+# Legacy ST (her2st, cSCC, and the synthetic demo that imitates it): spots 100 µm across, centres
+# 200 µm apart on the array grid, so a spot is half the array pitch across.
+ST_SPOT_DIAMETER_PER_PITCH = 0.5
+
+
+def st_spot_diameter_px(array_x: np.ndarray, pixel_x: np.ndarray) -> float:
+    """A legacy ST spot's diameter in full-resolution pixels: half the array pitch, the pitch fitted
+    from the spots' array columns and pixel centres (no µm/px needed)."""
+    array_x, pixel_x = np.asarray(array_x, dtype=np.float64), np.asarray(pixel_x, dtype=np.float64)
+    if np.ptp(array_x) == 0:
+        return float("nan")
+    pitch = abs(np.polyfit(array_x, pixel_x, 1)[0])
+    return ST_SPOT_DIAMETER_PER_PITCH * float(pitch)

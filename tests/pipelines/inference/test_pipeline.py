@@ -12,7 +12,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,33 +22,21 @@ import pytest
 from kedro.io import DatasetError
 from PIL import Image
 
-from tests.conftest import C3_WINDOW, kedro_session, module_project, use_module_project, write_ndpi, write_slide
+from tests.conftest import (
+    C3_WINDOW,
+    assert_scanpy_draws_it_over_the_tissue,
+    kedro_session,
+    module_project,
+    use_module_project,
+    write_ndpi,
+    write_slide,
+)
 from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.sections.schema import SectionDataError
 
 pytestmark = pytest.mark.integration
 
 FAST = {"training": {"epochs": 2, "cv": {"folds": ["SYN_A1"]}}}
-
-
-def assert_scanpy_draws_it_over_the_tissue(adata: ad.AnnData) -> None:
-    """``sc.pl.spatial`` with no layout arguments draws the spots over the slide's hires image."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import scanpy as sc  # noqa: PLC0415
-
-    (library,) = adata.uns["spatial"]
-    images, scalefactors = adata.uns["spatial"][library]["images"], adata.uns["spatial"][library]["scalefactors"]
-    assert max(images["hires"].shape[:2]) <= 2000 and max(images["lowres"].shape[:2]) <= 600
-    assert images["hires"].dtype == np.uint8 and scalefactors["spot_diameter_fullres"] > 0
-    assert adata.uns["source"] and {"in_tissue", "array_row", "array_col"} <= set(adata.obs.columns)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # scanpy 1.11 points to squidpy.pl.spatial_scatter
-        axes = sc.pl.spatial(adata, color=adata.var_names[0], show=False)
-    drawn = axes[0].images[0].get_array()
-    assert drawn.shape[:2] == images["hires"].shape[:2]  # the tissue is under the spots
-    matplotlib.pyplot.close("all")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,14 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session, module_project, use_module_project
+from tests.conftest import (
+    GENE_LIST_785,
+    HER2ST_REAL,
+    assert_scanpy_draws_it_over_the_tissue,
+    kedro_session,
+    module_project,
+    use_module_project,
+)
 from tests.pipelines.training.killing import kill_after_checkpoint
 from thitogene_kedro.cli import parse_params, plan_folds
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
@@ -85,6 +92,11 @@ def test_training_records_folds_and_registers_a_loadable_model(trained):
         seconds = [m.value for m in client.get_metric_history(run.info.run_id, f"{fold}.seconds")]
         assert (losses[-1].timestamp - losses[0].timestamp) / 1000 >= 0.8 * sum(seconds[1:]), (losses, seconds)
     assert "cv.pcc_mean_over_sections" in run.data.metrics and "final.train_loss" in run.data.metrics
+    # held-out predictions open in scanpy as they are: spots over the section's own image
+    held_out = ad.read_h5ad(project_copy / "data" / "07_model_output" / "fold_SYN_A1" / "test_predictions.h5ad")
+    assert list(held_out.uns["spatial"]) == ["SYN_A1"] and "observed" in held_out.layers
+    assert held_out.uns["spatial"]["SYN_A1"]["scalefactors"]["spot_diameter_fullres"] == pytest.approx(60, rel=0.05)
+    assert_scanpy_draws_it_over_the_tissue(held_out)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "fold_SYN_A1")}
     assert {
         "fold_SYN_A1/training_history.csv",

@@ -31,6 +31,7 @@ from thitogene_kedro.processing.genes import gene_selection_method, genes_from_s
 from thitogene_kedro.processing.inputs import SectionStores, prepare_sections
 from thitogene_kedro.processing.patches import PatchingParams
 from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
+from thitogene_kedro.sections.spatial_layout import spatial_library, spot_grid_columns, st_spot_diameter_px
 from thitogene_kedro.training.artefacts import FoldInputs, InputSettings, TrainedModel, network_for
 from thitogene_kedro.training.checkpoints import CheckpointStore
 from thitogene_kedro.training.epochs import EPOCH_METRICS
@@ -200,27 +201,37 @@ def train_fold(
     return trained, history, metrics, summary
 
 
-def predict_fold(model: TrainedModel, inputs: FoldInputs, training: TrainingParams) -> ad.AnnData:
-    """The fold's held-out sections predicted by its model: ``X`` predictions, ``layers['observed']`` targets."""
+def predict_fold(
+    model: TrainedModel, inputs: FoldInputs, raw_images: Mapping[str, Callable[[], Any]], training: TrainingParams
+) -> ad.AnnData:
+    """The fold's held-out sections predicted by its model: ``X`` predictions, ``layers['observed']``
+    targets, in the spatial layout scanpy and squidpy read (each section's image where it has one)."""
     training = TrainingParams.model_validate(training)
     device = resolve_device(training.device)
     predictions = predict(
         model.build(), [p.example for p in inputs.test], device, resolve_precision(training.precision, device),
         reuse_host_memory=training.reuse_freed_host_memory,
     )  # fmt: skip
-    parts = []
+    parts, libraries = [], {}
     for (example, spot_ids, spatial), prediction in zip(inputs.test, predictions, strict=True):
+        section = example.section_id
+        grid = spot_grid_columns(example.positions[:, 0], example.positions[:, 1], pd.Index(spot_ids))
         part = ad.AnnData(
             X=prediction.astype(np.float32),
-            obs=pd.DataFrame({"section": example.section_id, "spot": spot_ids}, index=pd.Index(spot_ids)),
+            obs=grid.assign(section=section, spot=list(spot_ids), library_id=section),
             var=pd.DataFrame(index=pd.Index(model.genes, name="gene")),
             layers={"observed": example.targets},
             obsm={"spatial": spatial},
         )
-        part.obs_names = [f"{example.section_id}:{s}" for s in spot_ids]
+        part.obs_names = [f"{section}:{s}" for s in spot_ids]
         parts.append(part)
+        if section in raw_images:
+            with raw_images[section]() as image:
+                libraries[section] = spatial_library(image, st_spot_diameter_px(example.positions[:, 0], spatial[:, 0]))
     adata = ad.concat(parts, merge="same") if len(parts) > 1 else parts[0]
     adata.uns["fold"] = inputs.fold.model_dump(mode="json")
+    adata.uns["source"] = "held-out prediction"
+    adata.uns["spatial"] = libraries
     return adata
 
 

@@ -15,7 +15,7 @@ from kedro.pipeline import Node, Pipeline
 from thitogene_kedro.pipelines.training import nodes
 from thitogene_kedro.training.folds import FINAL, Fold
 
-SHARED_INPUTS = {"raw_sections", "section_patches", "spot_graphs", "gene_statistics", "gene_list"}
+SHARED_INPUTS = {"raw_sections", "raw_images", "section_patches", "spot_graphs", "gene_statistics", "gene_list"}
 SHARED_PARAMETERS = {
     "params:folds", "params:preprocessing", "params:patching", "params:graph_building", "params:training",
     "params:evaluation",
@@ -28,7 +28,12 @@ def _bound(func, **kwargs):
 
 def _held_out_nodes(register: bool) -> list[Node]:
     steps = [
-        Node(nodes.predict_fold, ["model", "inputs", "params:training"], "test_predictions", name="predict_fold"),
+        Node(
+            nodes.predict_fold,
+            ["model", "inputs", "raw_images", "params:training"],
+            "test_predictions",
+            name="predict_fold",
+        ),
         Node(
             nodes.score_fold,
             ["test_predictions", "model", "params:evaluation"],
