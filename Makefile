@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/kedro run
 
 test: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider -n 3 --dist loadfile
+	$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadfile
 
 # MLflow rebuilds the registered model's environment from the package index (uv; torch included:
 # minutes and gigabytes) and predicts in it from a clean folder; skipped by `make test`.
