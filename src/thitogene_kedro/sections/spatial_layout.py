@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 HIRES_PX = 2000
 LOWRES_PX = 600
@@ -28,9 +29,15 @@ class Thumbnailed(Protocol):
 def spatial_library(
     image: Thumbnailed, spot_diameter_fullres: float, metadata: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """One library of ``uns['spatial']``: the slide's hires and lowres images and their scale factors."""
+    """One library of ``uns['spatial']``: the slide's hires and lowres images and their scale factors.
+
+    The slide is shrunk once (hires); lowres is shrunk from hires, not read from the slide again.
+    """
     hires, hires_scale = image.thumbnail(HIRES_PX)
-    lowres, lowres_scale = image.thumbnail(LOWRES_PX)
+    shrink = min(1.0, LOWRES_PX / max(hires.shape[:2]))
+    size = (max(1, round(hires.shape[1] * shrink)), max(1, round(hires.shape[0] * shrink)))
+    lowres = np.asarray(Image.fromarray(np.ascontiguousarray(hires[..., :3])).resize(size, Image.Resampling.BILINEAR))
+    lowres_scale = hires_scale * size[0] / hires.shape[1]
     return {
         "images": {"hires": np.ascontiguousarray(hires[..., :3], dtype=np.uint8),
                    "lowres": np.ascontiguousarray(lowres[..., :3], dtype=np.uint8)},
