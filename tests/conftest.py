@@ -101,23 +101,32 @@ def project_copy(tmp_path, tmp_path_factory, monkeypatch) -> Path:
         mlflow.end_run(status="FAILED")
 
 
-def assert_scanpy_draws_it_over_the_tissue(adata: anndata.AnnData) -> None:
-    """``sc.pl.spatial`` with no layout arguments draws the spots over the slide's hires image."""
+def assert_scanpy_and_squidpy_draw_it_over_the_tissue(adata: anndata.AnnData, color: str | None = None) -> None:
+    """``sc.pl.spatial`` and ``sq.pl.spatial_scatter``, with no layout arguments, draw the spots
+    (coloured by ``color``, default the first gene) over the slide's hires image."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import scanpy as sc  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)  # docrep's, on importing squidpy
+        import squidpy as sq  # noqa: PLC0415
 
     (library,) = adata.uns["spatial"]
     images, scalefactors = adata.uns["spatial"][library]["images"], adata.uns["spatial"][library]["scalefactors"]
     assert max(images["hires"].shape[:2]) <= 2000 and max(images["lowres"].shape[:2]) <= 600
     assert images["hires"].dtype == np.uint8 and scalefactors["spot_diameter_fullres"] > 0
     assert adata.uns["source"] and {"in_tissue", "array_row", "array_col"} <= set(adata.obs.columns)
+    color = color or adata.var_names[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # scanpy 1.11 points to squidpy.pl.spatial_scatter
-        axes = sc.pl.spatial(adata, color=adata.var_names[0], show=False)
-    drawn = axes[0].images[0].get_array()
-    assert drawn.shape[:2] == images["hires"].shape[:2]  # the tissue is under the spots
+        axes = sc.pl.spatial(adata, color=color, show=False)
+    assert axes[0].images[0].get_array().shape[:2] == images["hires"].shape[:2]  # the tissue is under the spots
+    axis = sq.pl.spatial_scatter(adata, color=color, return_ax=True)
+    drawn = axis.images[0].get_array()
+    assert drawn.ndim == 3 and drawn.shape[0] > 50 and float(np.asarray(drawn).std()) > 1  # an image, not a blank
+    assert len(axis.collections) >= 1  # the spots
     matplotlib.pyplot.close("all")
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.metrics import adjusted_rand_score
 
-from thitogene_kedro.metrics import paired_comparison, pearson_with_p, section_metrics
+from thitogene_kedro.metrics import match_clusters_to_labels, paired_comparison, pearson_with_p, section_metrics
 
 
 def test_pcc_and_p_value_equal_scipy_per_gene():
@@ -55,3 +56,19 @@ def test_paired_comparison_of_two_models_on_the_same_sections():
     assert result["wilcoxon_p"] == pytest.approx(stats.wilcoxon([0.2, 0.0, 0.1, -0.1]).pvalue)
     assert np.isnan(paired_comparison([0.3], [0.1])["wilcoxon_p"])  # one section: no test
     assert np.isnan(paired_comparison([0.3, 0.2], [0.3, 0.2])["wilcoxon_p"])  # no difference: no test
+
+
+def test_clusters_are_named_after_the_labels_they_overlap_one_to_one():
+    labels = np.array(["tumour"] * 6 + ["stroma"] * 4 + ["immune"] * 2)
+    clusters = np.array([2] * 5 + [0] + [0] * 4 + [1] * 2)  # cluster 0 holds a tumour spot and the stroma
+    assert list(match_clusters_to_labels(labels, clusters)) == ["tumour"] * 5 + ["stroma"] * 5 + ["immune"] * 2
+    # more clusters than labels: the one left over keeps its id; the ARI is unchanged by renaming
+    four = np.array([3] * 6 + [1] * 4 + [0] + [2])
+    named = match_clusters_to_labels(labels, four)
+    assert set(named) == {"tumour", "stroma", "immune", "cluster 2"} or set(named) == {
+        "tumour",
+        "stroma",
+        "immune",
+        "cluster 0",
+    }
+    assert adjusted_rand_score(labels, named) == adjusted_rand_score(labels, four)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import json
 import logging
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -26,27 +26,13 @@ from thitogene_kedro.pipelines.registered_folds import (
     registered_plan,
     use_session_parameters,
 )
+from thitogene_kedro.provenance import git_commit
 from thitogene_kedro.run_checks import check_environment, check_training
 from thitogene_kedro.training.epochs import EPOCH_LISTENER, epoch_metrics
 from thitogene_kedro.training.folds import FoldPlan
 from thitogene_kedro.training.planning import PLAN_FILE, check_plan
 
 logger = logging.getLogger(__name__)
-
-
-def git_commit(path: Path) -> tuple[str, bool] | None:
-    """``(commit, dirty)`` of the git checkout at ``path``, or None outside one."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=path, capture_output=True, text=True, check=True, timeout=10,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit, bool(status.strip())
 
 
 class ProjectHooks:
@@ -301,3 +287,36 @@ class ParameterRestoringHooks:
     def before_node_run(self, inputs: dict[str, Any]) -> dict[str, Any]:
         originals, self._logging._originals = self._logging._originals, {}
         return originals
+
+
+class VizAnnDataStatsHooks:
+    """kedro-viz's dataset statistics (``.viz/stats.json``, written by its own hook after a run)
+    know only DataFrames; this adds the spots × genes of every AnnData the run saved, so kedro-viz
+    shows them instead of "N/A rows / N/A columns"."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[str, tuple[int, int]] = {}
+        self._project_path: Path | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._project_path = Path(context.project_path)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        if type(data).__name__ == "AnnData" and hasattr(data, "n_obs"):
+            self._shapes[dataset_name] = (int(data.n_obs), int(data.n_vars))
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self) -> None:
+        stats_file = (self._project_path or Path.cwd()) / ".viz" / "stats.json"
+        if not self._shapes or not stats_file.is_file():
+            return
+        try:
+            stats = json.loads(stats_file.read_text())
+        except (OSError, ValueError):
+            return
+        for name, (rows, columns) in self._shapes.items():
+            stats[name] = {**stats.get(name, {}), "rows": rows, "columns": columns}
+        stats_file.write_text(json.dumps(stats))
+        self._shapes = {}

@@ -128,3 +128,16 @@ def score_held_out(
             )
         )
     return pd.DataFrame(section_rows), pd.concat(gene_tables, ignore_index=True)
+
+
+def match_clusters_to_labels(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Each cluster renamed after the label it shares most spots with, one label per cluster
+    (Hungarian assignment on the contingency table, ``scipy.optimize.linear_sum_assignment``);
+    a cluster left without a label (more clusters than labels) is named ``cluster <id>``.
+    Renaming leaves the ARI as it was and lets a domain keep one colour across panels."""
+    from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
+
+    table = pd.crosstab(pd.Series(np.asarray(clusters), name="cluster"), pd.Series(np.asarray(labels), name="label"))
+    rows, columns = linear_sum_assignment(-table.to_numpy())
+    names = {table.index[r]: str(table.columns[c]) for r, c in zip(rows, columns, strict=True)}
+    return np.array([names.get(c, f"cluster {c}") for c in np.asarray(clusters)], dtype=object)

@@ -11,6 +11,7 @@ from thitogene_kedro.pipelines import (
     inference,
     patching,
     preprocessing,
+    spatialdata_export,
     training,
 )
 from thitogene_kedro.pipelines.registered_folds import registered_plan
@@ -22,7 +23,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     ``training`` includes the data pipelines it needs, so ``kedro run --pipelines training`` works
     on a fresh clone; ``--namespaces fold_<id>`` runs one fold alone (on existing data outputs).
     ``evaluation``, ``clustering`` and ``reporting`` read what training stored. ``__default__``
-    runs all of these; ``inference`` (a new slide with a registered model) runs on request. The fold namespaces come from the ``folds`` parameters (``kedro folds plan``);
+    runs all of these; ``inference`` (a new slide with a registered model) runs on request, as do ``spatialdata``
+    and ``spatialdata_inference`` (held-out or inference predictions as SpatialData zarr stores; optional extra). The fold namespaces come from the ``folds`` parameters (``kedro folds plan``);
     no data is read here.
     """
     plan = registered_plan()
@@ -41,6 +43,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "clustering": clustering.create_pipeline(folds=folds),
         "reporting": evaluation.create_reporting_pipeline(),
         "inference": inference.create_pipeline(),
+        "spatialdata": spatialdata_export.create_pipeline(folds=folds),
+        "spatialdata_inference": spatialdata_export.create_inference_pipeline(),
     }
     pipelines["__default__"] = (
         pipelines["training"] + pipelines["evaluation"] + pipelines["clustering"] + pipelines["reporting"]

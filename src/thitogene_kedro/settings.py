@@ -13,6 +13,7 @@ from thitogene_kedro.hooks import (
     ProjectHooks,
     RunTagHooks,
     StaleOutputHooks,
+    VizAnnDataStatsHooks,
 )
 
 # Kedro 1.7 and kedro-mlflow 2.0 register their resolvers with OmegaConf 2.4's deprecated
@@ -33,6 +34,7 @@ HOOKS = (
     StaleOutputHooks(),
     _parameter_logging,
     ParameterRestoringHooks(_parameter_logging),
+    VizAnnDataStatsHooks(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

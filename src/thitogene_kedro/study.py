@@ -281,7 +281,7 @@ def gene_score_rows(run: StudyRun, catalog_config: Callable[[dict[str, Any]], di
 
 def provenance(run: StudyRun, command: str) -> dict[str, str]:
     """Who, where and how: the results block's header lines."""
-    from thitogene_kedro.hooks import git_commit  # noqa: PLC0415
+    from thitogene_kedro.provenance import git_commit  # noqa: PLC0415
 
     found = git_commit(run.project)
     commit = f"{found[0][:10]}{' (with uncommitted changes)' if found[1] else ''}" if found else "unknown"

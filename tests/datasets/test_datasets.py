@@ -149,3 +149,28 @@ def test_a_failed_file_save_leaves_the_previous_file(tmp_path):
         dataset.save(ad.AnnData(np.ones((2, 3), dtype=np.float32), uns={"bad": object()}))  # h5py cannot write it
     assert (tmp_path / "section.h5ad").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["section.h5ad"]
+
+
+def test_kedro_viz_previews_of_anndata_section_folders_and_figure_folders(tmp_path):
+    """What kedro-viz shows in its dataset panel: an AnnData's shape and heads, a section folder's
+    partitions with the first one's summary, a figure folder as one contact sheet."""
+    import json  # noqa: PLC0415
+
+    from thitogene_kedro.datasets import AtomicPartitionedDataset, FigureDataset, FigureFolderDataset  # noqa: PLC0415
+
+    adata = ad.AnnData(X=np.ones((7, 3), dtype=np.float32))
+    adata.var_names = ["ERBB2", "GNAS", "SCD"]
+    adata.uns["source"] = "synthetic"
+    single = AnnDataDataset(str(tmp_path / "one.h5ad"))
+    single.save(adata)
+    summary = json.loads(single.preview())
+    assert summary["shape"] == "7 spots × 3 genes" and summary["var"] == ["ERBB2", "GNAS", "SCD"]
+    assert summary["source"] == "synthetic" and len(summary["obs"]) == 5
+    folder = AtomicPartitionedDataset(path=str(tmp_path / "sections"), dataset=AnnDataDataset, filename_suffix=".h5ad")
+    folder.save({"A1": adata, "B1": adata})
+    listed = json.loads(folder.preview())
+    assert listed["partitions"] == 2 and listed["names"] == ["A1", "B1"] and "7 spots" in listed["first (A1)"]["shape"]
+    figures = FigureFolderDataset(path=str(tmp_path / "maps"), dataset=FigureDataset, filename_suffix=".png")
+    figures.save({f"S{i}": Image.new("RGB", (600, 400), (200, 30 * i, 90)) for i in range(4)})
+    sheet = Image.open(io.BytesIO(base64.b64decode(figures.preview())))
+    assert sheet.size == (3 * 480, 2 * (320 + 18))  # three columns of 480 px thumbnails, two rows

@@ -42,6 +42,7 @@ def outputs(tmp_path_factory):
         {
             "raw_sections": SpatialSectionsDataset(source="her2st", path=str(HER2ST_REAL)),
             "raw_images": SectionImagesDataset(source="her2st", path=str(HER2ST_REAL)),
+            "run_provenance": MemoryDataset({}),
             "gene_list": GeneListDataset(filepath=str(GENE_LIST_785)),
             "params:preprocessing": MemoryDataset(PreprocessingParams(sections=SECTIONS)),
             "params:patching": MemoryDataset(PatchingParams()),

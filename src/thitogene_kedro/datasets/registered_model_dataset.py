@@ -46,6 +46,8 @@ class RegisteredModelDataset(MlflowModelTrackingDataset):
 
     def _save(self, model: Any) -> None:
         self._save_args["registered_model_name"] = model.registered_name
+        self._save_args["signature"] = model.signature()
+        self._save_args["input_example"] = model.input_example()
         super()._save(model)
         version = str(self.model_info.registered_model_version)
         client = MlflowClient()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,21 @@ from thitogene_kedro.sections import SectionSource
 
 
 class SectionCollection(dict[str, Callable[[], ad.AnnData]]):
-    """``{section: load function}`` that also knows its :class:`SectionSource` (patients, name)."""
+    """``{section: load function}`` that also knows its :class:`SectionSource` (patients, name) and
+    when its files last changed (``modified``, UTC, or ``""`` where unknown)."""
 
-    def __init__(self, source: SectionSource, loaders: dict[str, Callable[[], ad.AnnData]]) -> None:
+    def __init__(self, source: SectionSource, loaders: dict[str, Callable[[], ad.AnnData]], modified: str = "") -> None:
         super().__init__(loaders)
         self.source = source
+        self.modified = modified
+
+
+def newest_modification(path: Path, limit: int = 20000) -> str:
+    """The latest modification time of the files under ``path`` (the first ``limit`` found), UTC."""
+    if not path.exists():
+        return ""
+    times = [p.stat().st_mtime for _, p in zip(range(limit), path.rglob("*"), strict=False) if p.is_file()]
+    return datetime.fromtimestamp(max(times), UTC).strftime("%Y-%m-%d %H:%M UTC") if times else ""
 
 
 class SpatialSectionsDataset(AbstractDataset[None, SectionCollection]):
@@ -43,7 +54,7 @@ class SpatialSectionsDataset(AbstractDataset[None, SectionCollection]):
         self.metadata = metadata
 
     def load(self) -> SectionCollection:
-        return SectionCollection(self._source, self._source.loaders())
+        return SectionCollection(self._source, self._source.loaders(), newest_modification(self._source.path))
 
     @property
     def source(self) -> SectionSource:

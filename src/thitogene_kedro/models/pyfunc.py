@@ -15,6 +15,7 @@ The logged model carries its configuration, gene list, weights and this package'
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 import mlflow.pyfunc
@@ -62,6 +63,26 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_model": None}
+
+    def input_example(self) -> dict[str, Any]:
+        """A request of a few spots on a square grid (enough for the spot graph's k neighbours) in
+        the compact REST form, grey patches: what a client sends, stored as the model's input example."""
+        side = max(3, math.ceil(math.sqrt(self.graph.k + 2)))
+        size = self.trained.inputs.patch_size
+        patches = np.full((side * side, size, size, 3), 200, dtype=np.uint8)
+        positions = [[x, y] for y in range(side) for x in range(side)]
+        return {"patches_b64": base64.b64encode(patches.tobytes()).decode(), "patches_shape": list(patches.shape),
+                "positions": positions}  # fmt: skip
+
+    def signature(self) -> Any:
+        """The model's signature: its output, one float column per gene. The input (a dict of arrays
+        with optional keys and a compact base64 form) is described by the docstring and the input
+        example, not by an input schema: MLflow enforces a tensor input schema by keeping only the
+        named arrays, which would drop ``patches_b64``, ``edge_index``, ``spot_ids`` and ``clamp_at_zero``."""
+        from mlflow.models import ModelSignature  # noqa: PLC0415
+        from mlflow.types import ColSpec, Schema  # noqa: PLC0415
+
+        return ModelSignature(inputs=None, outputs=Schema([ColSpec("float", gene) for gene in self.genes]))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - MLflow's signature
         """``{"patches": (N,H,W,3) uint8 (or ``patches_b64`` + ``patches_shape``), "positions": (N,2)

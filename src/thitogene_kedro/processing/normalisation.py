@@ -119,7 +119,7 @@ def normalise_section(
         obsm={"spatial": np.asarray(raw.obsm["spatial"])[keep]},
         layers={"counts": sparse.csr_matrix(counts[keep].astype(np.int32))},
     )
-    out.uns = {k: raw.uns[k] for k in ("section", "patient", "source", "image", "synthetic") if k in raw.uns}
+    out.uns = {k: raw.uns[k] for k in ("section", "patient", "source", "image", "synthetic", "spot") if k in raw.uns}
     out.uns["normalisation"] = {
         "method": params.method,
         "formula": "log10(1 + 1e4 * x / sum_selected(x))"

@@ -66,3 +66,41 @@ def st_spot_diameter_px(array_x: np.ndarray, pixel_x: np.ndarray) -> float:
         return float("nan")
     pitch = abs(np.polyfit(array_x, pixel_x, 1)[0])
     return ST_SPOT_DIAMETER_PER_PITCH * float(pitch)
+
+
+# a legacy ST spot's diameter: what a full-resolution pixel measures follows from the spots themselves
+ST_SPOT_DIAMETER_UM = 100.0
+
+
+def section_spatial_library(
+    image: Thumbnailed, uns: dict[str, Any], array_x: np.ndarray, pixel_x: np.ndarray
+) -> dict[str, Any]:
+    """A section's library: the spot diameter its reader recorded (``uns['spot']``, Space Ranger's
+    ``spot_diameter_fullres`` for Visium), else a legacy ST spot's (half the fitted array pitch);
+    ``metadata['mpp']``, the µm per full-resolution pixel, follows from the spots' true diameter."""
+    spot = uns.get("spot") or {}
+    if "diameter_fullres" in spot:
+        diameter, diameter_um = float(spot["diameter_fullres"]), float(spot["diameter_um"])
+        where = f"{spot.get('from', 'the reader')}: spots {diameter_um:g} µm across"
+    else:
+        diameter, diameter_um = st_spot_diameter_px(array_x, pixel_x), ST_SPOT_DIAMETER_UM
+        where = "legacy ST spots: 100 µm across, 200 µm apart"
+    return spatial_library(image, diameter, {"mpp": diameter_um / diameter, "mpp_source": where})
+
+
+def add_spatial_layout(adata: Any, library: str, image: Thumbnailed | None) -> Any:
+    """A section (``sections.schema`` form) in the legacy spatial layout, in place and returned:
+    ``obs`` ``in_tissue``/``array_row``/``array_col``/``library_id`` and, where it has an image,
+    ``uns['spatial'][library]``. A section without an image gets no ``uns['spatial']`` (scanpy
+    then asks for ``spot_size``, as for any AnnData without one)."""
+    obs = adata.obs
+    grid = spot_grid_columns(obs["array_x"].to_numpy(), obs["array_y"].to_numpy(), obs.index)
+    for column in grid.columns:
+        obs[column] = grid[column]
+    obs["library_id"] = library
+    if image is not None:
+        spatial = np.asarray(adata.obsm["spatial"])
+        adata.uns["spatial"] = {
+            library: section_spatial_library(image, dict(adata.uns), obs["array_x"].to_numpy(), spatial[:, 0])
+        }
+    return adata

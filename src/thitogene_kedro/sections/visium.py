@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "visium"
 MATRIX_FILE = "filtered_feature_bc_matrix.h5"
+VISIUM_SPOT_DIAMETER_UM = 55.0
 
 
 def _outs(root: str | Path, section: str) -> Path:
@@ -104,4 +105,9 @@ def read_section(
     image = describe_section_image(
         image_path(root, section, fullres_image_glob), spots, section, Path(root) / section, _positions_file(outs)
     )
-    return build_section(counts, spots, section=section, patient=patient or section, source=source, image=image)
+    adata = build_section(counts, spots, section=section, patient=patient or section, source=source, image=image)
+    scalefactors = next(iter(visium.uns.get("spatial", {}).values()), {}).get("scalefactors", {})
+    if "spot_diameter_fullres" in scalefactors:  # Space Ranger's own value: a Visium spot is 55 µm across
+        adata.uns["spot"] = {"diameter_fullres": float(scalefactors["spot_diameter_fullres"]),
+                             "diameter_um": VISIUM_SPOT_DIAMETER_UM, "from": "spatial/scalefactors_json.json"}  # fmt: skip
+    return adata

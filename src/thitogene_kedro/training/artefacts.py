@@ -7,6 +7,7 @@ places that know its stored layout.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,16 @@ class TrainedModel:
         network = network_for(self.spec, self.genes, self.inputs)
         network.load_state_dict(self.state_dict)
         return network.eval()
+
+    def describe(self) -> dict[str, Any]:
+        """What the model is and how its inputs were made, for the provenance of what it predicts."""
+        return {
+            "name": self.spec.name, "preset": self.spec.preset,
+            "overrides": json.dumps(self.spec.overrides, sort_keys=True) if self.spec.overrides else "",
+            "fold": self.fold.name, "training_sections": list(self.fold.train), "n_genes": len(self.genes),
+            "normalisation": self.inputs.normalisation.model_dump(mode="json"),
+            "patch_px": self.inputs.patch_size, "graph_k": self.inputs.graph.k,
+        }  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {

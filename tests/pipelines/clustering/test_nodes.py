@@ -9,7 +9,7 @@ import scanpy as sc
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from thitogene_kedro.pipelines.clustering.nodes import cluster_expression, cluster_sections
+from thitogene_kedro.pipelines.clustering.nodes import cluster_expression, cluster_sections, plot_cluster_maps
 from thitogene_kedro.pipelines.clustering.params import ClusteringParams
 
 
@@ -61,7 +61,7 @@ def test_annotated_sections_observed_and_predicted_with_reasons():
         obs=pd.DataFrame({"section": "A", "spot": [f"s{i}" for i in range(60)]}, index=[f"A:s{i}" for i in range(60)]),
     )  # as predict_fold writes it: the section's own spot ids in obs["spot"]
     held_out.var_names = sections["A"].var_names
-    scores, assignments, metrics = cluster_sections(loaders, ClusteringParams(n_pcs=5), held_out)
+    scores, assignments, metrics, clustered = cluster_sections(loaders, ClusteringParams(n_pcs=5), held_out)
     table = scores.set_index(["section", "source"])
     assert set(scores["section"]) == {"A", "C"}  # B has no labels
     assert (
@@ -74,3 +74,27 @@ def test_annotated_sections_observed_and_predicted_with_reasons():
     )
     assert set(assignments.columns) >= {"section", "spot", "label", "cluster_observed", "cluster_predicted"}
     assert metrics["A.observed_ari"]["value"] == 1.0
+    # clusters carry the annotation's names (Hungarian matching), so a perfect clustering reads as the labels
+    a = assignments[assignments["section"] == "A"]
+    assert (a["cluster_observed"] == a["label"]).all() and (a["cluster_predicted"] == a["label"]).all()
+    # the clustered section: labels and clusters in obs with scanpy's colours, one colour per domain throughout
+    adata = clustered["A"]
+    assert list(adata.obs["annotation"].cat.categories) == ["immune", "stroma", "tumour"] and adata.n_obs == 55
+    assert (
+        adata.uns["annotation_colors"]
+        == adata.uns["observed_clusters_colors"]
+        == adata.uns["predicted_clusters_colors"]
+    )
+    assert len(set(adata.uns["annotation_colors"])) == 3
+    assert adata.uns["clustering"] == {"method": "kmeans", "k": 3, "observed_ari": 1.0, "predicted_ari": 1.0}
+    assert "predicted_clusters" not in clustered["C"].obs and clustered["C"].uns["clustering"]["k"] == 3
+
+
+def test_cluster_maps_name_the_ari_and_draw_each_section():
+    _, labels, _ = blobs()
+    observed = section("A", labels.astype(object))
+    observed.obs["array_x"], observed.obs["array_y"] = np.arange(60) % 10, np.arange(60) // 10
+    _, _, _, clustered = cluster_sections({"A": lambda: observed}, ClusteringParams(n_pcs=5))
+    figures = plot_cluster_maps({"A": lambda: clustered["A"]})
+    pixels = np.asarray(figures["A_clusters"])
+    assert set(figures) == {"A_clusters"} and pixels.shape[1] > 600 and pixels.std() > 10

@@ -24,7 +24,7 @@ from PIL import Image
 
 from tests.conftest import (
     C3_WINDOW,
-    assert_scanpy_draws_it_over_the_tissue,
+    assert_scanpy_and_squidpy_draw_it_over_the_tissue,
     kedro_session,
     module_project,
     use_module_project,
@@ -61,7 +61,7 @@ def test_given_spots_reproduce_the_model_on_the_training_data_path(trained):
     predicted = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
     assert predicted.uns["model"]["name"] == "synthetic_thitogene" and predicted.uns["model"]["version"] == "1"
     assert predicted.uns["slide"]["spots_from"] == "table" and predicted.obsm["spatial"].shape == (predicted.n_obs, 2)
-    assert_scanpy_draws_it_over_the_tissue(predicted)
+    assert_scanpy_and_squidpy_draw_it_over_the_tissue(predicted)
 
     # the same spots through the data pipelines' patches and graph, straight into the registered model
     patches = np.load(data / "04_feature" / "patches" / "SYN_A1.npz")["patches"]
@@ -242,4 +242,4 @@ def test_scanner_slides_are_predicted_at_the_resolution_they_record(trained, tmp
     assert predicted.uns["slide"]["mpp"] == pytest.approx(0.687) and predicted.uns["slide"]["spots_from"] == "grid"
     assert predicted.uns["slide"]["patch_px"] == round(112 * 1.6667 / 0.687)
     assert predicted.n_obs > 10 and np.isfinite(predicted.X).all()
-    assert_scanpy_draws_it_over_the_tissue(predicted)
+    assert_scanpy_and_squidpy_draw_it_over_the_tissue(predicted)

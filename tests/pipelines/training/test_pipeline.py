@@ -25,7 +25,7 @@ from mlflow import MlflowClient
 from tests.conftest import (
     GENE_LIST_785,
     HER2ST_REAL,
-    assert_scanpy_draws_it_over_the_tissue,
+    assert_scanpy_and_squidpy_draw_it_over_the_tissue,
     kedro_session,
     module_project,
     use_module_project,
@@ -96,7 +96,7 @@ def test_training_records_folds_and_registers_a_loadable_model(trained):
     held_out = ad.read_h5ad(project_copy / "data" / "07_model_output" / "fold_SYN_A1" / "test_predictions.h5ad")
     assert list(held_out.uns["spatial"]) == ["SYN_A1"] and "observed" in held_out.layers
     assert held_out.uns["spatial"]["SYN_A1"]["scalefactors"]["spot_diameter_fullres"] == pytest.approx(60, rel=0.05)
-    assert_scanpy_draws_it_over_the_tissue(held_out)
+    assert_scanpy_and_squidpy_draw_it_over_the_tissue(held_out)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "fold_SYN_A1")}
     assert {
         "fold_SYN_A1/training_history.csv",
@@ -113,6 +113,15 @@ def test_training_records_folds_and_registers_a_loadable_model(trained):
     assert version.tags["data_source"] == "synthetic" and version.tags["fold"] == "final"
     assert version.tags["genes"] == str(len(predictor.unwrap_python_model().genes))
     assert version.tags["git_commit"] == run.data.tags.get("git_commit", "unknown")
+    # the signature names the output genes; the stored input example is a request the model answers
+    info = mlflow.models.get_model_info("models:/synthetic_thitogene@champion")
+    assert (
+        info.signature.inputs is None and info.signature.outputs.input_names() == predictor.unwrap_python_model().genes
+    )
+    example = mlflow.models.Model.load("models:/synthetic_thitogene@champion").load_input_example(
+        mlflow.artifacts.download_artifacts("models:/synthetic_thitogene@champion")
+    )
+    assert predictor.predict(example).shape == (9, len(predictor.unwrap_python_model().genes))  # 3 x 3 spots
     # an environment MLflow can rebuild: the code travels with the model, its dependencies are pinned
     requirements = mlflow.pyfunc.get_model_dependencies("models:/synthetic_thitogene@champion")
     pinned = {line.split("==")[0] for line in Path(requirements).read_text().split() if "==" in line}

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from thitogene_kedro.metrics import match_clusters_to_labels
 from thitogene_kedro.pipelines.clustering.params import ClusteringParams
 
 logger = logging.getLogger(__name__)
@@ -58,15 +59,23 @@ def predicted_by_section(test_predictions: tuple[ad.AnnData, ...]) -> dict[str, 
 
 def cluster_section(
     section: str, observed: ad.AnnData, predicted: pd.DataFrame | None, params: ClusteringParams
-) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-    """One annotated section clustered from observed and, where it exists, predicted expression."""
+) -> tuple[list[dict[str, Any]], pd.DataFrame, ad.AnnData]:
+    """One annotated section clustered from observed and, where it exists, predicted expression.
+
+    Clusters are named after the annotation label they match (``metrics.match_clusters_to_labels``).
+    Returns the score rows, the per-spot table and the section (its labelled spots, in the spatial
+    layout) with ``obs`` ``annotation`` and ``<source>_clusters`` and scanpy's ``uns['<key>_colors']``.
+    """
     from sklearn.metrics import adjusted_rand_score  # noqa: PLC0415 - see cluster_expression
+
+    from thitogene_kedro.plotting import category_colours  # noqa: PLC0415 - one palette with the figures
 
     labels = observed.obs["label"].astype("string")
     keep = labels.notna() & ~labels.isin(params.ignore_labels)
-    observed = observed[keep.to_numpy()]
+    observed = observed[keep.to_numpy()].copy()
     truth = labels[keep].astype(str).to_numpy()
-    k, spatial = len(np.unique(truth)), np.asarray(observed.obsm["spatial"])
+    categories = sorted(np.unique(truth))
+    k, spatial = len(categories), np.asarray(observed.obsm["spatial"])
     table = pd.DataFrame(
         {"section": section, "spot": observed.obs_names, "label": truth, "x": spatial[:, 0], "y": spatial[:, 1]}
     )
@@ -78,30 +87,44 @@ def cluster_section(
         rows.append({"section": section, "source": "predicted", "k": k, "spots": len(truth), "ari": np.nan,
                      "note": reason})  # fmt: skip
         logger.info("Clustering %s: observed expression only (%s)", section, reason)
+    observed.obs["annotation"] = pd.Categorical(truth, categories=categories)
+    clustering = {"method": params.method, "k": k}
     for source, matrix in sources.items():
-        clusters = cluster_expression(matrix, spatial, k, params)
+        clusters = match_clusters_to_labels(truth, cluster_expression(matrix, spatial, k, params))
         ari = round(float(adjusted_rand_score(truth, clusters)), 3)
         rows.append({"section": section, "source": source, "k": k, "spots": len(truth), "ari": ari,
                      "note": params.method})  # fmt: skip
         table[f"cluster_{source}"] = clusters
-    return rows, table
+        named = categories + sorted(set(clusters) - set(categories))
+        observed.obs[f"{source}_clusters"] = pd.Categorical(clusters, categories=named)
+        clustering[f"{source}_ari"] = ari
+    colours = category_colours(sorted(set().union(*(observed.obs[c].cat.categories for c in _label_columns(observed)))))
+    for column in _label_columns(observed):
+        observed.uns[f"{column}_colors"] = [colours[c] for c in observed.obs[column].cat.categories]
+    observed.uns["clustering"] = clustering
+    return rows, table, observed
+
+
+def _label_columns(adata: ad.AnnData) -> list[str]:
+    return ["annotation"] + [c for c in adata.obs.columns if c.endswith("_clusters")]
 
 
 def cluster_sections(
     preprocessed_sections: Mapping[str, Callable[[], ad.AnnData]],
     params: ClusteringParams,
     *test_predictions: ad.AnnData,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]], dict[str, ad.AnnData]]:
     """ARI of clusterings of observed and (where a fold held the section out) predicted expression.
 
     Returns:
-        ``(scores, assignments, metrics)``: per section and source (observed/predicted) the ARI,
-        k and spots, or the reason there is no predicted expression; per spot the label and the
-        cluster of each source; the ARIs as MLflow metrics.
+        ``(scores, assignments, metrics, sections)``: per section and source (observed/predicted)
+        the ARI, k and spots, or the reason there is no predicted expression; per spot the label
+        and the cluster of each source; the ARIs as MLflow metrics; each clustered section as a
+        spatial AnnData with its labels and clusters in ``obs`` (``sc.pl.spatial(a, color=...)``).
     """
     params = ClusteringParams.model_validate(params)
     predicted = predicted_by_section(test_predictions)
-    rows, assignments = [], []
+    rows, assignments, clustered = [], [], {}
     names = list(preprocessed_sections) if params.sections == "annotated" else list(params.sections)
     for section in names:
         observed = preprocessed_sections[section]()  # read once: label check and clustering
@@ -110,7 +133,7 @@ def cluster_sections(
             if params.sections == "annotated":
                 continue
             raise ValueError(f"clustering.sections lists section {section}, whose spots carry no usable label")
-        section_rows, table = cluster_section(section, observed, predicted.get(section), params)
+        section_rows, table, clustered[section] = cluster_section(section, observed, predicted.get(section), params)
         rows += section_rows
         assignments.append(table)
     scores = pd.DataFrame(rows, columns=["section", "source", "k", "spots", "ari", "note"])
@@ -120,25 +143,25 @@ def cluster_sections(
         f"{r.section}.{r.source}_ari": {"value": float(r.ari), "step": 0}
         for r in scores.dropna(subset=["ari"]).itertuples()
     }
-    return scores, pd.concat(assignments, ignore_index=True) if assignments else pd.DataFrame(), metrics
+    table = pd.concat(assignments, ignore_index=True) if assignments else pd.DataFrame()
+    return scores, table, metrics, clustered
 
 
-def plot_cluster_maps(
-    assignments: pd.DataFrame, raw_images: Mapping[str, Callable[[], Any]], params: ClusteringParams
-) -> dict[str, Any]:
-    """Per clustered section: the annotation next to each clustering, on the tissue where there is an image."""
+def plot_cluster_maps(clustered_sections: Mapping[str, Callable[[], ad.AnnData]]) -> dict[str, Any]:
+    """Per clustered section: the annotation next to each clustering (ARI in the title), over the
+    tissue where the section has an image, each domain in one colour throughout."""
     from thitogene_kedro.plotting import cluster_maps  # noqa: PLC0415 - matplotlib on demand
 
-    params = ClusteringParams.model_validate(params)
     figures = {}
-    for section, table in assignments.groupby("section", sort=False):
-        image, scale = None, 1.0
-        if section in raw_images:
-            with raw_images[section]() as slide:
-                image, scale = slide.thumbnail(params.image_max_px)
-        panels = {"annotation": table["label"].to_numpy()}
-        panels |= {
-            c.removeprefix("cluster_") + " clusters": table[c].to_numpy() for c in table if c.startswith("cluster_")
-        }
-        figures[f"{section}_clusters"] = cluster_maps(section, table[["x", "y"]].to_numpy(), panels, image, scale)
+    for section, load in clustered_sections.items():
+        adata = load()
+        clustering = adata.uns["clustering"]
+        method = "k-means" if clustering["method"] == "kmeans" else "Leiden"
+        panels = {"annotation": "annotation"}
+        for column in _label_columns(adata)[1:]:
+            source = column.removesuffix("_clusters")
+            panels[f"{source} clusters ({method}, ARI {clustering[f'{source}_ari']:.2f})"] = column
+        categories = list(adata.obs["annotation"].cat.categories)
+        extra = sorted({c for col in panels.values() for c in adata.obs[col].cat.categories} - set(categories))
+        figures[f"{section}_clusters"] = cluster_maps(section, adata, panels, categories + extra)
     return figures

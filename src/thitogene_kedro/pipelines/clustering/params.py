@@ -28,4 +28,3 @@ class ClusteringParams(BaseModel):
     seed: int = 0
     spatial_neighbours: int = Field(6, ge=1)
     leiden_resolution: float = Field(1.0, gt=0)
-    image_max_px: int = Field(1000, ge=100)

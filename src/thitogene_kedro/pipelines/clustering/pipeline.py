@@ -16,12 +16,12 @@ def create_pipeline(folds: list[Fold] | tuple[Fold, ...] = (), **kwargs) -> Pipe
             Node(
                 nodes.cluster_sections,
                 ["preprocessed_sections", "params:clustering", *predictions],
-                ["clustering_scores", "clustering_assignments", "clustering_metrics"],
+                ["clustering_scores", "clustering_assignments", "clustering_metrics", "clustered_sections"],
                 name="cluster_sections",
             ),
             Node(
                 nodes.plot_cluster_maps,
-                ["clustering_assignments", "raw_images", "params:clustering"],
+                "clustered_sections",
                 "cluster_maps",
                 name="plot_cluster_maps",
             ),

@@ -151,10 +151,11 @@ def plot_training_curves(*histories: pd.DataFrame) -> Any:
 
 
 def plot_spatial_maps(
-    genes: pd.DataFrame, raw_images: Mapping[str, Any], evaluation: EvaluationParams, *test_predictions: ad.AnnData
+    genes: pd.DataFrame, evaluation: EvaluationParams, *test_predictions: ad.AnnData
 ) -> dict[str, Any]:
-    """Per held-out section, observed vs predicted maps of the top genes (by mean -log10 p)."""
-    from thitogene_kedro.plotting import spatial_maps  # noqa: PLC0415
+    """Per held-out section, observed vs predicted maps of the top genes (by mean -log10 p), over the
+    tissue image the predictions carry (``uns['spatial']``)."""
+    from thitogene_kedro.plotting import expression_maps  # noqa: PLC0415
 
     evaluation = EvaluationParams.model_validate(evaluation)
     top = genes.head(evaluation.map_genes)["gene"].tolist()
@@ -162,20 +163,9 @@ def plot_spatial_maps(
     for adata in test_predictions:
         for section in pd.unique(adata.obs["section"]):
             part = adata[adata.obs["section"] == section, top]
-            observed = pd.DataFrame(np.asarray(part.layers["observed"]), columns=top)
-            predicted = pd.DataFrame(np.asarray(part.X), columns=top)
-            r, _ = pearson_with_p(predicted.to_numpy(), observed.to_numpy())
-            image, scale = None, 1.0
-            if section in raw_images:
-                with raw_images[section]() as slide:
-                    image, scale = slide.thumbnail(evaluation.image_max_px)
-            figures[f"{section}_top_genes"] = spatial_maps(
-                section,
-                np.asarray(part.obsm["spatial"]),
-                observed,
-                predicted,
-                dict(zip(top, r, strict=True)),
-                (image, scale),
+            r, _ = pearson_with_p(np.asarray(part.X), np.asarray(part.layers["observed"]))
+            figures[f"{section}_top_genes"] = expression_maps(
+                section, part, dict(zip(top, r, strict=True)), evaluation.map_scale, evaluation.map_percentiles
             )
     return figures
 
@@ -195,8 +185,44 @@ REPORT_FIGURES = {
 REPORT_FIGURE_FOLDERS = {"spatial_maps": "Spatial maps", "cluster_maps": "Clusters"}
 
 
-def write_report(training: TrainingParams, **parts: Any) -> str:
-    """The run's tables and figures as one self-contained HTML page (``08_reporting/report.html``).
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, given in values.items():
+        name = f"{prefix}{key}"
+        value = given.model_dump(mode="json") if hasattr(given, "model_dump") else given  # validated parameters
+        flat |= _flatten(value, f"{name}.") if isinstance(value, Mapping) and value else {name: str(value)}
+    return flat
+
+
+def report_provenance(run_provenance: Mapping[str, Any], raw_sections: Any) -> dict[str, str]:
+    """What the report names as its provenance: the data, the MLflow run, the code, the environment."""
+    source = getattr(raw_sections, "source", None)
+    code, run = dict(run_provenance.get("code", {})), dict(run_provenance.get("mlflow", {}))
+    commit = str(code.get("git_commit", "unknown")) + (" (with local changes)" if code.get("git_dirty") else "")
+    found = {
+        "data source": getattr(source, "source", "unknown"),
+        "data path": str(getattr(source, "path", "")),
+        "sections": f"{len(raw_sections)}: {' '.join(sorted(raw_sections))}",
+        "data last modified": getattr(raw_sections, "modified", "") or "unknown",
+        "MLflow experiment": run.get("experiment_name", "(no MLflow run)"),
+        "MLflow run": f"{run.get('run_name', '')} ({run.get('run_id', '')})" if run else "(no MLflow run)",
+        "MLflow run link": run.get("run_link", ""),
+        "MLflow tracking URI": run.get("tracking_uri", ""),
+        "code version": str(code.get("code_version", "")),
+        "git commit": commit,
+        "Python": str(code.get("python", "")),
+        "platform": str(code.get("platform", "")),
+        "packages": " ".join(f"{k}=={v}" for k, v in dict(code.get("packages", {})).items()),
+        "run started": str(code.get("recorded_utc", "")),
+    }
+    return {k: v for k, v in found.items() if v != ""}
+
+
+def write_report(
+    training: TrainingParams, run_provenance: dict[str, Any], raw_sections: Any, parameters: dict[str, Any],
+    **parts: Any,
+) -> str:  # fmt: skip
+    """The run's provenance, tables and figures as one self-contained HTML page (``08_reporting/report.html``).
 
     ``parts`` are the datasets named in :data:`REPORT_TABLES`, :data:`REPORT_FIGURES` and
     :data:`REPORT_FIGURE_FOLDERS` (the node passes each under its dataset name).
@@ -204,6 +230,8 @@ def write_report(training: TrainingParams, **parts: Any) -> str:
     from thitogene_kedro.pipelines.evaluation.report import build_report  # noqa: PLC0415
 
     label = model_label(training)
+    provenance = report_provenance(run_provenance, raw_sections)
+    source = provenance["data source"]
     tables = {title: parts[name] for name, title in REPORT_TABLES.items()}
     notes = {
         "Summary over held-out sections": (
@@ -213,7 +241,28 @@ def write_report(training: TrainingParams, **parts: Any) -> str:
         ),
         "Comparison with earlier runs (paired by section)": "two-sided Wilcoxon signed-rank test of per-section mean PCC",
     }
+    flat_parameters = _flatten(parameters)
+    compare = flat_parameters.get("evaluation.compare.runs", "same_protocol")
+    why_empty = {
+        "Comparison with earlier runs (paired by section)": (
+            "evaluation.compare.runs is none" if compare == "none" else
+            "no earlier finished run of this MLflow experiment has the same data source, sections and "
+            "cross-validation scheme (evaluation.compare.runs: same_protocol); run again, or list run ids"
+        ),
+        "Clustering (ARI against the annotation)": "no configured section carries pathologist labels",
+        "Held-out sections": "no fold holds a section out (training.cv)",
+    }  # fmt: skip
     figures = {title: parts[name] for name, title in REPORT_FIGURES.items()}
     for name, title in REPORT_FIGURE_FOLDERS.items():
         figures |= {f"{title} {k}": v for k, v in sorted(parts[name].items())}
-    return build_report(f"thitogene-kedro run: {label}", tables, figures, notes)
+    synthetic = source == "synthetic"
+    title = f"thitogene-kedro run: {label} on {'the SYNTHETIC demo' if synthetic else source + ' data'}"
+    banner = (
+        "Synthetic data: the demo sections are drawn by the project's generator, not measured on tissue; "
+        "its numbers show the pipeline works, not how the model does on real sections."
+        if synthetic else ""
+    )  # fmt: skip
+    return build_report(
+        title, tables, figures, notes, provenance=provenance, parameters=flat_parameters,
+        searchable=("Genes ranked by mean -log10 p",), why_empty=why_empty, banner=banner,
+    )  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ComparisonParams(BaseModel):
@@ -30,5 +30,20 @@ class EvaluationParams(BaseModel):
     )
     top_genes: int = Field(20, ge=1, description="genes listed by mean -log10 p (paper Figure 4)")
     map_genes: int = Field(3, ge=1, description="top genes drawn as spatial maps per held-out section")
-    image_max_px: int = Field(1000, ge=100, description="longest side of the tissue image under spatial maps")
+    map_scale: Literal["per_panel", "shared"] = Field(
+        "per_panel", description="per_panel: each map its own colour scale (PCC ignores scale); shared: one per gene"
+    )
+    map_percentiles: tuple[float, float] = Field(
+        (1.0, 99.0), description="the colour scale runs from the low to the high percentile of the values"
+    )
+
+    @field_validator("map_percentiles")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] < value[1] <= 100:
+            raise ValueError(
+                f"evaluation.map_percentiles must be two percentiles, low < high, in [0, 100]; got {value}"
+            )
+        return value
+
     compare: ComparisonParams = ComparisonParams()

@@ -49,7 +49,6 @@ def create_pipeline(folds: list[Fold] | tuple[Fold, ...] = (), **kwargs) -> Pipe
                 nodes.plot_spatial_maps,
                 [
                     "evaluation_genes",
-                    "raw_images",
                     "params:evaluation",
                     *[f"{f.name}.test_predictions" for f in tested],
                 ],
@@ -69,6 +68,9 @@ def create_reporting_pipeline(**kwargs) -> Pipeline:
                 nodes.write_report,
                 {
                     "training": "params:training",
+                    "run_provenance": "run_provenance",
+                    "raw_sections": "raw_sections",
+                    "parameters": "parameters",
                     **{name: name for name in [*nodes.REPORT_TABLES, *nodes.REPORT_FIGURES, *nodes.REPORT_FIGURE_FOLDERS]},
                 },
                 "report",

@@ -16,9 +16,10 @@ from thitogene_kedro.models.pyfunc import clamp_at_zero
 from thitogene_kedro.pipelines.inference.params import InferenceParams
 from thitogene_kedro.processing.patches import cut_patches
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
+from thitogene_kedro.provenance import h5ad_safe
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.schema import SectionDataError
-from thitogene_kedro.sections.spatial_layout import spatial_library, spot_grid_columns
+from thitogene_kedro.sections.spatial_layout import ST_SPOT_DIAMETER_UM, spatial_library, spot_grid_columns
 
 logger = logging.getLogger(__name__)
 
@@ -218,16 +219,18 @@ def cut_slide_patches(
     return patches
 
 
-def predict_slide(  # noqa: PLR0913 - the model, the slide and what was cut from it, the settings
+def predict_slide(  # noqa: PLR0913, PLR0917 - the model, the slide, what was cut from it, provenance, settings
     inference_model: dict[str, Any],
     inference_image: SlideImage,
     patches: np.ndarray,
     spots: pd.DataFrame,
     info: dict[str, Any],
+    run_provenance: dict[str, Any],
     params: InferenceParams,
 ) -> ad.AnnData:
     """Predicted expression per spot as a spatial AnnData in the layout scanpy and squidpy read
-    (``obsm['spatial']`` pixel centres, the slide's hires/lowres images: ``sections.spatial_layout``)."""
+    (``obsm['spatial']`` pixel centres, the slide's hires/lowres images: ``sections.spatial_layout``),
+    with the registered model, what it was trained on and this run in ``uns['provenance']``."""
     params = InferenceParams.model_validate(params)
     predictor = inference_model["predictor"]
     positions = spots[["array_x", "array_y"]].to_numpy(dtype=np.int64)
@@ -252,14 +255,17 @@ def predict_slide(  # noqa: PLR0913 - the model, the slide and what was cut from
         "n_clamped": n_clamped,
     }
     adata.uns["source"] = "inference"
+    registered = {k: inference_model[k] for k in ("uri", "name", "version", "run_id")}
+    adata.uns["provenance"] = h5ad_safe({"model": registered | predictor.trained.describe(), **run_provenance})
     library = Path(str(info["image"])).stem
     with inference_image as image:  # a legacy ST spot is 100 µm across
-        adata.uns["spatial"] = {library: spatial_library(image, 100.0 / info["mpp"], {"mpp": info["mpp"]})}
+        metadata = {"mpp": info["mpp"], "mpp_source": "the slide's resolution (inference.mpp where set)"}
+        adata.uns["spatial"] = {library: spatial_library(image, ST_SPOT_DIAMETER_UM / info["mpp"], metadata)}
     return adata
 
 
-def plot_slide_maps(predictions: ad.AnnData, inference_image: SlideImage, params: InferenceParams) -> dict[str, Any]:
-    """PNG maps of chosen genes over the slide thumbnail (``map_genes``: names, or the N most variable)."""
+def plot_slide_maps(predictions: ad.AnnData, params: InferenceParams) -> dict[str, Any]:
+    """PNG maps of chosen genes over the slide's hires image (``map_genes``: names, or the N most variable)."""
     from thitogene_kedro.plotting import prediction_maps  # noqa: PLC0415 - matplotlib on demand
 
     params = InferenceParams.model_validate(params)
@@ -271,8 +277,5 @@ def plot_slide_maps(predictions: ad.AnnData, inference_image: SlideImage, params
         if unknown:
             raise ValueError(f"inference.map_genes names genes the model does not predict: {unknown}")
         genes = list(params.map_genes)
-    with inference_image as image:
-        thumbnail, scale = image.thumbnail(params.image_max_px)
-    values = pd.DataFrame(np.asarray(predictions[:, genes].X), columns=genes)
     name = f"{predictions.uns['model']['name']} v{predictions.uns['model']['version']}"
-    return {"predicted_genes": prediction_maps(name, predictions.obsm["spatial"], values, thumbnail, scale)}
+    return {"predicted_genes": prediction_maps(name, predictions, genes)}

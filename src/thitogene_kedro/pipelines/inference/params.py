@@ -36,6 +36,5 @@ class InferenceParams(BaseModel):
     grid_density: int = Field(1, ge=1, le=4)
     tissue_max_px: int = Field(1000, ge=100)
     map_genes: int | list[str] = 3
-    image_max_px: int = Field(1000, ge=100)
     allow_synthetic_model: bool = False
     clamp_at_zero: bool = True

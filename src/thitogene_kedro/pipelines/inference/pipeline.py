@@ -33,6 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "inference_patches",
                     "inference_spot_table",
                     "inference_slide",
+                    "run_provenance",
                     "params:inference",
                 ],
                 "inference_predictions",
@@ -40,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.plot_slide_maps,
-                ["inference_predictions", "inference_image", "params:inference"],
+                ["inference_predictions", "params:inference"],
                 "inference_maps",
                 name="plot_slide_maps",
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -13,7 +14,9 @@ import pandas as pd
 from thitogene_kedro.pipelines.preprocessing.params import PreprocessingParams
 from thitogene_kedro.processing.genes import gene_selection_method, genes_from_statistics, section_gene_statistics
 from thitogene_kedro.processing.normalisation import normalise_section
+from thitogene_kedro.provenance import h5ad_safe
 from thitogene_kedro.sections.choice import SectionLoaders, choose_sections
+from thitogene_kedro.sections.spatial_layout import add_spatial_layout
 
 logger = logging.getLogger(__name__)
 
@@ -69,26 +72,40 @@ def select_genes(
     return genes_from_statistics(gene_statistics, train, params.gene_selection)
 
 
-def normalise_sections(
+def normalise_sections(  # noqa: PLR0913 - sections, their images, the genes, provenance, the settings
     raw_sections: SectionLoaders,
+    raw_images: Mapping[str, Callable[[], Any]],
     selected_genes: pd.DataFrame,
     gene_list: list[str] | None,
+    run_provenance: dict[str, Any],
     params: PreprocessingParams,
 ) -> dict[str, Callable[[], ad.AnnData]]:
-    """Per chosen section, a function that reads and normalises it (saved one at a time).
+    """Per chosen section, a function that reads and normalises it (saved one at a time), in the
+    spatial layout scanpy and squidpy read (``sections.spatial_layout``, the tissue image where
+    the section has one), with its provenance in ``uns['provenance']``.
 
     A gene of the configured gene list that a section lacks is an error naming the list's file.
     """
     params = PreprocessingParams.model_validate(params)
     genes = selected_genes["gene"].astype(str).tolist()
     chosen = choose_sections(raw_sections, params.sections, params.gene_selection_excludes)
-    from_file = gene_selection_method(gene_list, params.gene_selection) == "file"
-    source = getattr(gene_list, "source", None) if from_file else None
+    method = gene_selection_method(gene_list, params.gene_selection)
+    source = getattr(gene_list, "source", None) if method == "file" else None
+    provenance = h5ad_safe({
+        "genes": {"n": len(genes), "method": method, "file": str(source or "")},
+        "normalisation": params.normalisation.model_dump(mode="json"),
+        "code": run_provenance.get("code", {}), "mlflow": run_provenance.get("mlflow", {}),
+    })  # fmt: skip
 
-    def _one(load: Callable[[], ad.AnnData]) -> ad.AnnData:
-        return normalise_section(load(), genes, params.normalisation, gene_source=source)
+    def _one(name: str, load: Callable[[], ad.AnnData]) -> ad.AnnData:
+        adata = normalise_section(load(), genes, params.normalisation, gene_source=source)
+        adata.uns["provenance"] = provenance
+        if name not in raw_images:
+            return add_spatial_layout(adata, name, None)
+        with raw_images[name]() as image:
+            return add_spatial_layout(adata, name, image)
 
-    return {name: partial(_one, load) for name, load in chosen.items()}
+    return {name: partial(_one, name, load) for name, load in chosen.items()}
 
 
 def summarise_sections(preprocessed_sections: SectionLoaders, params: PreprocessingParams) -> pd.DataFrame:

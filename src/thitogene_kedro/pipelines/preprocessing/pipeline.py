@@ -28,7 +28,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=normalise_sections,
-                inputs=["raw_sections", "selected_genes", "gene_list", "params:preprocessing"],
+                inputs=[
+                    "raw_sections",
+                    "raw_images",
+                    "selected_genes",
+                    "gene_list",
+                    "run_provenance",
+                    "params:preprocessing",
+                ],
                 outputs="preprocessed_sections",
                 name="normalise_sections_node",
             ),

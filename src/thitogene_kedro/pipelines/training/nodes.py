@@ -31,7 +31,8 @@ from thitogene_kedro.processing.genes import gene_selection_method, genes_from_s
 from thitogene_kedro.processing.inputs import SectionStores, prepare_sections
 from thitogene_kedro.processing.patches import PatchingParams
 from thitogene_kedro.processing.spot_graphs import GraphBuildingParams
-from thitogene_kedro.sections.spatial_layout import spatial_library, spot_grid_columns, st_spot_diameter_px
+from thitogene_kedro.provenance import h5ad_safe
+from thitogene_kedro.sections.spatial_layout import spot_grid_columns
 from thitogene_kedro.training.artefacts import FoldInputs, InputSettings, TrainedModel, network_for
 from thitogene_kedro.training.checkpoints import CheckpointStore
 from thitogene_kedro.training.epochs import EPOCH_METRICS
@@ -202,10 +203,15 @@ def train_fold(
 
 
 def predict_fold(
-    model: TrainedModel, inputs: FoldInputs, raw_images: Mapping[str, Callable[[], Any]], training: TrainingParams
+    model: TrainedModel,
+    inputs: FoldInputs,
+    preprocessed_sections: Mapping[str, Callable[[], ad.AnnData]],
+    run_provenance: dict[str, Any],
+    training: TrainingParams,
 ) -> ad.AnnData:
     """The fold's held-out sections predicted by its model: ``X`` predictions, ``layers['observed']``
-    targets, in the spatial layout scanpy and squidpy read (each section's image where it has one)."""
+    targets, in the spatial layout scanpy and squidpy read (each section's library, its image where it
+    has one, as preprocessing stored it), with the model and run in ``uns['provenance']``."""
     training = TrainingParams.model_validate(training)
     device = resolve_device(training.device)
     predictions = predict(
@@ -225,13 +231,13 @@ def predict_fold(
         )
         part.obs_names = [f"{section}:{s}" for s in spot_ids]
         parts.append(part)
-        if section in raw_images:
-            with raw_images[section]() as image:
-                libraries[section] = spatial_library(image, st_spot_diameter_px(example.positions[:, 0], spatial[:, 0]))
+        stored = preprocessed_sections[section]().uns.get("spatial", {}) if section in preprocessed_sections else {}
+        libraries |= {section: stored[section]} if section in stored else {}
     adata = ad.concat(parts, merge="same") if len(parts) > 1 else parts[0]
     adata.uns["fold"] = inputs.fold.model_dump(mode="json")
     adata.uns["source"] = "held-out prediction"
     adata.uns["spatial"] = libraries
+    adata.uns["provenance"] = h5ad_safe({"model": model.describe(), **run_provenance})
     return adata
 
 

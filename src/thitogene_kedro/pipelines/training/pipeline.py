@@ -15,7 +15,15 @@ from kedro.pipeline import Node, Pipeline
 from thitogene_kedro.pipelines.training import nodes
 from thitogene_kedro.training.folds import FINAL, Fold
 
-SHARED_INPUTS = {"raw_sections", "raw_images", "section_patches", "spot_graphs", "gene_statistics", "gene_list"}
+SHARED_INPUTS = {
+    "raw_sections",
+    "preprocessed_sections",
+    "run_provenance",
+    "section_patches",
+    "spot_graphs",
+    "gene_statistics",
+    "gene_list",
+}
 SHARED_PARAMETERS = {
     "params:folds", "params:preprocessing", "params:patching", "params:graph_building", "params:training",
     "params:evaluation",
@@ -30,7 +38,7 @@ def _held_out_nodes(register: bool) -> list[Node]:
     steps = [
         Node(
             nodes.predict_fold,
-            ["model", "inputs", "raw_images", "params:training"],
+            ["model", "inputs", "preprocessed_sections", "run_provenance", "params:training"],
             "test_predictions",
             name="predict_fold",
         ),
