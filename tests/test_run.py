@@ -19,11 +19,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.validation.exceptions import ParameterValidationError
 
 from tests.conftest import (
-    GENE_LIST_785,
-    HER2ST_REAL,
     PROJECT_ROOT,
     assert_scanpy_and_squidpy_draw_it_over_the_tissue,
     kedro_session,
@@ -119,53 +116,6 @@ def test_the_default_runs_report_and_anndata_outputs_carry_their_provenance(defa
     assert all(colours["predicted_clusters"][c] == colour for c, colour in colours["annotation"].items())
 
 
-def test_invalid_parameter_stops_the_run_naming_the_key(project_copy):
-    with kedro_session(project_copy, plan=False, runtime_params={"patching": {"patch_size": 0}}) as session:
-        with pytest.raises(ParameterValidationError, match="patch_size"):
-            session.run(pipeline_names=["patching"])
-
-
-@pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
-def test_her2st_environment_reads_her2st_dir(project_copy, monkeypatch):
-    monkeypatch.setenv("HER2ST_DIR", str(HER2ST_REAL))
-    monkeypatch.setenv("HER2ST_GENE_LIST", str(GENE_LIST_785))
-    params = {"preprocessing": {"sections": "C3 A2"}}
-    with kedro_session(project_copy, plan=False, env="her2st", runtime_params=params) as session:
-        session.run(pipeline_names=["preprocessing", "patching", "graph_building"])
-    report = pd.read_csv(project_copy / "data" / "08_reporting" / "patching_report.csv").set_index("section")
-    assert report.loc["C3", "n_spots"] == 180 and report.loc["A2", "status"] == "skipped: no image"
-    genes = pd.read_csv(project_copy / "data" / "03_primary" / "selected_genes.csv")
-    assert len(genes) == 785
-
-
-def test_kedro_viz_build_shows_pipelines_and_layers(project_copy):
-    """``kedro viz build`` renders the project's pipelines with their catalog layers."""
-    kedro = Path(sys.executable).with_name("kedro")
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
-    subprocess.run(
-        [str(kedro), "viz", "build"], cwd=project_copy, env=env, check=True, capture_output=True, timeout=300
-    )
-    main = json.loads((project_copy / "build" / "api" / "main").read_text())
-    assert main["layers"] == [
-        "raw",
-        "primary",
-        "feature",
-        "model_input",
-        "models",
-        "model_output",
-        "reporting",
-        "registry",
-    ]
-    assert {p["id"] for p in main["pipelines"]} >= {
-        "__default__",
-        "preprocessing",
-        "patching",
-        "graph_building",
-        "training",
-    }
-    assert {"fold_SYN_A1", "fold_SYN_A2", "fold_SYN_B1", "fold_SYN_B2", "final"} <= set(main["modular_pipelines"])
-
-
 _CHROMIUM_INSTALL: list[subprocess.Popen] = []
 
 
@@ -199,10 +149,8 @@ def _free_port() -> int:
 
 def test_kedro_viz_in_a_headless_browser_shows_pipelines_a_fold_and_previews(default_run, monkeypatch, tmp_path):
     """``kedro viz run`` on the default run's project, opened in headless Chromium: the pipelines,
-    a fold namespace, an image preview of a figure folder; AnnData previews and shapes in its API."""
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium: not installed and apt-get cannot install it here (needs root and a package mirror)")
+    a fold namespace, an image preview of a figure folder; the catalog layers, namespaces, AnnData
+    previews and shapes in its API (checked first, also where no browser can be had)."""
     project = use_module_project(default_run, monkeypatch)
     port = _free_port()
     kedro = Path(sys.executable).with_name("kedro")
@@ -219,13 +167,24 @@ def test_kedro_viz_in_a_headless_browser_shows_pipelines_a_fold_and_previews(def
         except OSError as error:
             raise AssertionError((tmp_path / "viz.log").read_text()[-3000:]) from error
         ids = {n["name"]: n["id"] for n in main["nodes"]}
-        assert {"fold_SYN_A1", "final"} <= set(main["modular_pipelines"])
+        layers = ["raw", "primary", "feature", "model_input", "models", "model_output", "reporting", "registry"]
+        assert main["layers"] == layers
+        assert {"__default__", "preprocessing", "patching", "graph_building", "training"} <= {
+            p["id"] for p in main["pipelines"]
+        }
+        assert {"fold_SYN_A1", "fold_SYN_A2", "fold_SYN_B1", "fold_SYN_B2", "final"} <= set(main["modular_pipelines"])
+        assert sum(n["name"] == "params:preprocessing" for n in main["nodes"]) == 1  # one node per parameter set
         held_out = _get_json(f"{base}/api/nodes/{ids['fold_SYN_A1.test_predictions']}")
         assert held_out["preview_type"] == "JSONPreview" and "spots × " in held_out["preview"]
         predictions = anndata.read_h5ad(project / "data" / "07_model_output" / "fold_SYN_A1" / "test_predictions.h5ad")
         assert held_out["stats"]["rows"] == predictions.n_obs and held_out["stats"]["columns"] == predictions.n_vars
         sections = _get_json(f"{base}/api/nodes/{ids['preprocessed_sections']}")
         assert json.loads(sections["preview"])["partitions"] == 4
+        chromium = _chromium()
+        if chromium is None:
+            pytest.skip(
+                "no Chromium: not installed and apt-get cannot install it here (needs root and a package mirror)"
+            )
         page = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--window-size=1500,950", "--virtual-time-budget=20000", "--dump-dom",
