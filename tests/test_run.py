@@ -172,7 +172,7 @@ def test_kedro_viz_in_a_headless_browser_shows_pipelines_a_fold_and_previews(def
         assert {"__default__", "preprocessing", "patching", "graph_building", "training"} <= {
             p["id"] for p in main["pipelines"]
         }
-        assert {"fold_SYN_A1", "fold_SYN_A2", "fold_SYN_B1", "fold_SYN_B2", "final"} <= set(main["modular_pipelines"])
+        assert {f"fold_{s}" for s in HELD_OUT} | {"final"} <= set(main["modular_pipelines"])  # the run's fold plan
         assert sum(n["name"] == "params:preprocessing" for n in main["nodes"]) == 1  # one node per parameter set
         held_out = _get_json(f"{base}/api/nodes/{ids['fold_SYN_A1.test_predictions']}")
         assert held_out["preview_type"] == "JSONPreview" and "spots × " in held_out["preview"]
