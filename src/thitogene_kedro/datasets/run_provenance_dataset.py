@@ -47,11 +47,13 @@ class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):
     ):  # fmt: skip
         self._project_path = project_path
         self._ui_url = ui_url
+        self._code: dict[str, Any] | None = None
         self.metadata = metadata
 
     def load(self) -> dict[str, Any]:
-        path = Path(self._project_path) if self._project_path else Path.cwd()
-        return {"code": code_provenance(path), "mlflow": mlflow_run_provenance(self._ui_url)}
+        if self._code is None:  # the code and environment do not change within a run: asked once
+            self._code = code_provenance(Path(self._project_path) if self._project_path else Path.cwd())
+        return {"code": self._code, "mlflow": mlflow_run_provenance(self._ui_url)}
 
     def save(self, data: None) -> None:
         raise DatasetError("RunProvenanceDataset is read-only")
