@@ -147,9 +147,10 @@ def spot_panel(axis: plt.Axes, xy: np.ndarray, view: TissueView, title: str, **c
     if view.image is not None:
         height, width = view.image.shape[:2]
         axis.imshow(view.image, extent=(0, width / view.image_scale, height / view.image_scale, 0))
-    spots = EllipseCollection(
-        diameter, diameter, 0, units="xy", offsets=xy, offset_transform=axis.transData, linewidths=0
-    )
+    spots = EllipseCollection(  # a thin white rim keeps spots apart from the tissue under them
+        diameter, diameter, 0, units="xy", offsets=xy, offset_transform=axis.transData,
+        linewidths=0.5 if view.image is not None else 0, edgecolors="white",
+    )  # fmt: skip
     if "values" in colouring:
         spots.set_array(np.asarray(colouring["values"], dtype=np.float64))
         spots.set_cmap(colouring.get("cmap", "viridis"))

@@ -107,3 +107,30 @@ def test_missing_matrix_is_named(tmp_path):
     (tmp_path / "V2").mkdir()
     with pytest.raises(SectionDataError, match="V2.*filtered_feature_bc_matrix.h5.*does not exist"):
         visium.read_section(tmp_path, "V2")
+
+
+def test_without_fullres_image_space_rangers_hires_image_draws_the_tissue(tmp_path):
+    """No full-resolution image: the tissue preview is ``spatial/tissue_hires_image.png`` at its
+    ``tissue_hires_scalef``; the spatial layout then draws spots of Space Ranger's diameter on it."""
+    from thitogene_kedro.datasets import SectionPreviewsDataset  # noqa: PLC0415
+    from thitogene_kedro.sections.spatial_layout import add_spatial_layout  # noqa: PLC0415
+
+    _fixture(tmp_path, fullres=False)
+    hires = np.full((45, 40, 3), 180, dtype=np.uint8)  # 90 x 80 full-resolution px at scale 0.5
+    Image.fromarray(hires).save(tmp_path / "V1" / "outs" / "spatial" / "tissue_hires_image.png")
+    previews = SectionPreviewsDataset(source="visium", path=str(tmp_path)).load()
+    preview = previews["V1"]()
+    assert preview.scale == 0.5 and preview.misalignment(np.array([[30, 20], [50, 20], [40, 37]])) is None
+    assert "outside" in preview.misalignment(np.array([[30, 20], [85, 20]]))  # 42.5 px > the 40 px preview
+    adata = add_spatial_layout(visium.read_section(tmp_path, "V1"), "V1", preview)
+    layout = adata.uns["spatial"]["V1"]
+    assert layout["scalefactors"]["tissue_hires_scalef"] == 0.5
+    assert layout["scalefactors"]["spot_diameter_fullres"] == 20.0
+    assert layout["images"]["hires"].shape == (45, 40, 3)
+    assert layout["metadata"]["mpp"] == pytest.approx(55 / 20)
+    # with its full-resolution image, a section has no preview: the full image is used
+    write_space_ranger_outs(tmp_path / "V2", np.ones((1, 3), int), ["AAAC-1"], ["GA", "GB", "GC"],
+                            pd.DataFrame({"barcode": ["AAAC-1"], "in_tissue": [1], "array_row": [0], "array_col": [0],
+                                          "pxl_row_in_fullres": [5], "pxl_col_in_fullres": [5]}),
+                            np.zeros((20, 20, 3), dtype=np.uint8))  # fmt: skip
+    assert sorted(SectionPreviewsDataset(source="visium", path=str(tmp_path)).load()) == ["V1"]

@@ -10,7 +10,7 @@ from thitogene_kedro.datasets.inference_datasets import RegistryModelDataset, Sl
 from thitogene_kedro.datasets.numpy_dataset import NumpyDataset
 from thitogene_kedro.datasets.registered_model_dataset import RegisteredModelDataset
 from thitogene_kedro.datasets.run_provenance_dataset import RunProvenanceDataset
-from thitogene_kedro.datasets.section_images_dataset import SectionImagesDataset
+from thitogene_kedro.datasets.section_images_dataset import SectionImagesDataset, SectionPreviewsDataset
 from thitogene_kedro.datasets.spatial_sections_dataset import SectionCollection, SpatialSectionsDataset
 from thitogene_kedro.datasets.spatialdata_dataset import SpatialDataZarrDataset
 from thitogene_kedro.datasets.torch_model_dataset import TorchModelDataset
@@ -32,6 +32,7 @@ __all__ = [
     "RunProvenanceDataset",
     "SectionCollection",
     "SectionImagesDataset",
+    "SectionPreviewsDataset",
     "SlideImageDataset",
     "SpatialDataZarrDataset",
     "SpatialSectionsDataset",

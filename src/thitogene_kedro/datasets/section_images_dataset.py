@@ -1,4 +1,5 @@
-"""Full-resolution H&E images of a data source, opened lazily and decoded as uint8 only on use."""
+"""H&E images of a data source, opened lazily: full resolution (decoded as uint8 only on use) and
+the tissue previews that draw the tissue where the full-resolution image is absent."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from thitogene_kedro.sections import SectionSource
-from thitogene_kedro.sections.images import SlideImage
+from thitogene_kedro.sections.images import SlideImage, TissuePreview
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +45,25 @@ class SectionImagesDataset(AbstractDataset[None, dict[str, Callable[[], SlideIma
 
     def _describe(self) -> dict[str, Any]:
         return {"source": self._source.source, "path": str(self._source.path)}
+
+
+class SectionPreviewsDataset(SectionImagesDataset):
+    """``{section: open function}`` of each section's tissue preview (``SectionSource.preview``),
+    for sections without a full-resolution image (read-only).
+
+    Previews draw the tissue in the spatial layout and the figures; nothing cuts patches from them.
+    """
+
+    def load(self) -> dict[str, Callable[[], TissuePreview]]:  # type: ignore[override]
+        previews = {}
+        for section in self._source.section_ids():
+            if self._source.image_path(section) is not None:
+                continue
+            found = self._source.preview(section)
+            if found is not None:
+                black = self._source.preview_background == "black"
+                previews[section] = partial(TissuePreview, found[0], found[1], section, black_background=black)
+        if previews:
+            logger.info("Tissue previews (no full-resolution image) for %d section(s): %s", len(previews),
+                        sorted(previews))  # fmt: skip
+        return previews

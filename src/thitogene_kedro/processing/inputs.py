@@ -17,16 +17,19 @@ from scipy import sparse
 from thitogene_kedro.models import SectionExample
 from thitogene_kedro.processing.normalisation import MissingGenes, NormalisationParams, normalise_section
 from thitogene_kedro.sections.schema import SectionDataError
+from thitogene_kedro.sections.spatial_layout import section_mpp
 
 Loaders = Mapping[str, Callable[[], Any]]
 
 
 class PreparedSection(NamedTuple):
-    """A section's model input, its spot ids and the spots' full-resolution pixel centres ``(N, 2)``."""
+    """A section's model input, its spot ids, the spots' full-resolution pixel centres ``(N, 2)``
+    and the µm per full-resolution pixel (from the spots' true size)."""
 
     example: SectionExample
     spot_ids: np.ndarray
     spatial: np.ndarray
+    mpp: float
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def section_example(
         targets=np.asarray(normalised.X, dtype=np.float32),
         counts=counts.astype(np.float32),
     )
-    return PreparedSection(example, spot_ids, np.asarray(normalised.obsm["spatial"], dtype=np.float64))
+    spatial = np.asarray(normalised.obsm["spatial"], dtype=np.float64)
+    return PreparedSection(example, spot_ids, spatial, section_mpp(raw))
 
 
 @dataclass(frozen=True)

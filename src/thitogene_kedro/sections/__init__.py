@@ -13,6 +13,8 @@ from thitogene_kedro.sections import cscc, her2st, synthetic, visium
 from thitogene_kedro.sections.schema import SectionDataError
 
 SOURCES = ("her2st", "cscc", "visium", "synthetic")
+# options only the tissue previews read (a her2st copy's previews carry no scale of their own)
+PREVIEW_OPTIONS = ("preview_scales",)
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class SectionSource:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"unknown data source {self.source!r}; expected one of {SOURCES}")
-        allowed = {"visium": {"fullres_image_glob"}, "synthetic": set(synthetic.SyntheticConfig.model_fields)}
+        allowed = {"visium": {"fullres_image_glob"}, "her2st": set(PREVIEW_OPTIONS),
+                   "synthetic": set(synthetic.SyntheticConfig.model_fields)}  # fmt: skip
         unknown = set(self.options) - allowed.get(self.source, set())
         if unknown:
             raise ValueError(f"options {sorted(unknown)} do not apply to source {self.source!r}")
@@ -34,7 +37,8 @@ class SectionSource:
     def _module_args(self) -> tuple[Any, tuple, dict]:
         if self.source == "synthetic":
             return synthetic, (synthetic.SyntheticConfig(**self.options),), {}
-        return {"her2st": her2st, "cscc": cscc, "visium": visium}[self.source], (), dict(self.options)
+        options = {k: v for k, v in self.options.items() if k not in PREVIEW_OPTIONS}
+        return {"her2st": her2st, "cscc": cscc, "visium": visium}[self.source], (), options
 
     def section_ids(self) -> list[str]:
         """Every section this source holds, sorted."""
@@ -50,6 +54,24 @@ class SectionSource:
         """The section's full-resolution image, or ``None``."""
         module, args, kwargs = self._module_args()
         return module.image_path(self.path, section, *args, **kwargs)
+
+    def preview(self, section: str) -> tuple[Path, float] | None:
+        """The section's tissue preview and its scale (preview px per full-resolution px), or ``None``
+        (``preview_background`` says whether its background is black).
+
+        her2st: ``app/www/imgs`` with the ``preview_scales`` table; Visium: Space Ranger's hires
+        image; cSCC and the synthetic demo: none.
+        """
+        if self.source == "her2st":
+            return her2st.preview(self.path, section, self.options.get("preview_scales"))
+        if self.source == "visium":
+            return visium.preview(self.path, section)
+        return None
+
+    @property
+    def preview_background(self) -> str:
+        """``black`` for her2st's app previews (tissue on black), else ``white`` (as scanned)."""
+        return "black" if self.source == "her2st" else "white"
 
     def patient_of(self, section: str) -> str:
         """The patient a section comes from, without reading the section.

@@ -6,8 +6,11 @@
     <root>/data/ST-spotfiles/<section>_selection.tsv           x y new_x new_y pixel_x pixel_y selected
     <root>/data/ST-pat/lbl/<section>_labeled_coordinates.tsv   Row.names x y pixel_x pixel_y label
     <root>/data/ST-imgs/<patient>/<section>/*.jpg              full-resolution H&E
+    <root>/app/www/imgs/<section>_HE_image_dark.png            2000 px tissue preview (some sections)
 
-The patient is the section's first letter. The count matrix defines the spots (left join onto the
+The previews carry no scale of their own: ``preview_scales`` names a CSV with ``section`` and
+``lowres_scale`` (preview pixels per full-resolution pixel) for sections whose preview should
+draw the tissue where the full-resolution image is absent. The patient is the section's first letter. The count matrix defines the spots (left join onto the
 spot table); spot-table rows without counts are dropped with a logged reason.
 """
 
@@ -20,7 +23,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from thitogene_kedro.sections.images import describe_section_image, find_section_image
+from thitogene_kedro.sections.images import describe_section_image, find_section_image, read_scale_table
 from thitogene_kedro.sections.schema import (
     SectionDataError,
     build_section,
@@ -90,6 +93,22 @@ def patient_of(section: str) -> str:
 def image_path(root: str | Path, section: str, patient: str | None = None) -> Path | None:
     """The section's full-resolution image, or ``None`` when the copy has none."""
     return find_section_image(data_dir(root) / "ST-imgs" / (patient or patient_of(section)) / section)
+
+
+def preview(root: str | Path, section: str, preview_scales: str | Path | None = None) -> tuple[Path, float] | None:
+    """The section's tissue preview (``app/www/imgs``) and its scale from ``preview_scales``, or
+    ``None`` (logged) when there is no preview or no scale for it."""
+    path = Path(root) / "app" / "www" / "imgs" / f"{section}_HE_image_dark.png"
+    if not path.is_file():
+        return None
+    if preview_scales is None:
+        logger.info("Section %s: preview %s unused; its scale comes from a preview_scales table", section, path.name)
+        return None
+    scale = read_scale_table(preview_scales, "lowres_scale").get(section)
+    if scale is None:
+        logger.info("Section %s: preview %s unused; %s has no row for it", section, path.name, preview_scales)
+        return None
+    return path, scale
 
 
 def read_spot_table(path: Path, section: str) -> pd.DataFrame:

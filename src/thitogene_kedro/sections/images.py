@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -113,6 +114,83 @@ class SlideImage:
         self.close()
 
 
+# a her2st preview's background is black; tissue pixels are brighter than this in some channel
+BLACK_BACKGROUND_MAX = 40
+MIN_SPOTS_ON_TISSUE = 0.95
+
+
+class TissuePreview:
+    """A shrunk copy of a section's H&E (where the full-resolution image is not at hand) and its
+    scale, preview pixels per full-resolution pixel. It draws the tissue under the spots in the
+    spatial layout and the figures; patches are never cut from it."""
+
+    def __init__(self, path: str | Path, scale: float, section: str | None = None, black_background: bool = False):
+        self.path = Path(path)
+        self.section = section
+        self.scale = float(scale)
+        self.black_background = black_background
+        self.width, self.height = read_image_header(self.path, section)
+        if not 0 < self.scale <= 1:
+            raise SectionDataError(self.path, section, f"preview scale {scale!r} is not in (0, 1]; give preview "
+                                   "pixels per full-resolution pixel")  # fmt: skip
+
+    def misalignment(self, pixel_xy: np.ndarray) -> str | None:
+        """Why the preview does not line up with the spots (full-resolution pixel centres), or ``None``.
+
+        Spots must fall inside the preview and, on a preview with a black background (her2st's),
+        on tissue: at least ``MIN_SPOTS_ON_TISSUE`` of them on a pixel brighter than the background.
+        """
+        xy = np.round(np.asarray(pixel_xy, dtype=np.float64) * self.scale).astype(np.int64)
+        inside = (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] < self.width) & (xy[:, 1] < self.height)
+        if not inside.all():
+            return f"{int((~inside).sum())} spot centre(s) fall outside the {self.width}x{self.height} preview"
+        if not self.black_background:
+            return None
+        with Image.open(self.path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        on_tissue = float(np.mean(pixels[xy[:, 1], xy[:, 0]].max(axis=1) > BLACK_BACKGROUND_MAX))
+        if on_tissue < MIN_SPOTS_ON_TISSUE:
+            return (f"only {on_tissue:.0%} of the spots fall on tissue (at least {MIN_SPOTS_ON_TISSUE:.0%} "
+                    "expected): the preview and the spot table are not registered to each other")  # fmt: skip
+        return None
+
+    def thumbnail(self, max_px: int) -> tuple[np.ndarray, float]:
+        """The preview shrunk so its longer side is at most ``max_px``, and its scale to full resolution."""
+        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+        with Image.open(self.path) as image:
+            rgb = image.convert("RGB")
+        shrink = min(1.0, max_px / max(self.width, self.height))
+        size = (max(1, round(self.width * shrink)), max(1, round(self.height * shrink)))
+        pixels = np.asarray(rgb.resize(size, Image.Resampling.BILINEAR) if shrink < 1 else rgb, dtype=np.uint8)
+        return pixels, self.scale * size[0] / self.width
+
+    def __enter__(self) -> TissuePreview:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+@functools.cache
+def read_scale_table(path: str | Path, column: str) -> dict[str, float]:
+    """``{section: scale}`` from a CSV with ``section`` and ``column``.
+
+    Raises:
+        SectionDataError: the file is missing or lacks the columns.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SectionDataError(path, None, "preview scale table does not exist")
+    table = pd.read_csv(path)
+    missing = [c for c in ("section", column) if c not in table.columns]
+    if missing:
+        raise SectionDataError(
+            path, None, f"preview scale table lacks column(s) {missing}; it needs section and {column}"
+        )
+    table = table.dropna(subset=[column])
+    return dict(zip(table["section"].astype(str), table[column].astype(float), strict=True))
+
+
 def find_section_image(folder: Path) -> Path | None:
     """The single image file in ``folder`` (sorted, first match), or ``None``."""
     if not folder.is_dir():
@@ -130,7 +208,7 @@ def describe_section_image(
     spot centre (from ``spots_file``) lies inside it; ``None`` (logged) when the section has no image
     in ``searched``."""
     if path is None:
-        logger.info("Section %s has no full-resolution image in %s; counts only", section, searched)
+        logger.info("Section %s has no full-resolution image in %s; no patches (counts only)", section, searched)
         return None
     width, height = read_image_header(path, section)
     check_spots_inside_image(

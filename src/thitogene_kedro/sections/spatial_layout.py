@@ -72,19 +72,35 @@ def st_spot_diameter_px(array_x: np.ndarray, pixel_x: np.ndarray) -> float:
 ST_SPOT_DIAMETER_UM = 100.0
 
 
+def spot_geometry(uns: dict[str, Any], array_x: np.ndarray, pixel_x: np.ndarray) -> tuple[float, float, str]:
+    """A section's spot diameter in full-resolution pixels and in µm, and where they come from: the
+    reader's record (``uns['spot']``, Space Ranger's ``spot_diameter_fullres`` for Visium), else a
+    legacy ST spot's (100 µm, half the fitted array pitch)."""
+    spot = uns.get("spot") or {}
+    if "diameter_fullres" in spot:
+        diameter_um = float(spot["diameter_um"])
+        return (
+            float(spot["diameter_fullres"]),
+            diameter_um,
+            f"{spot.get('from', 'the reader')}: spots {diameter_um:g} µm across",
+        )
+    return st_spot_diameter_px(array_x, pixel_x), ST_SPOT_DIAMETER_UM, "legacy ST spots: 100 µm across, 200 µm apart"
+
+
+def section_mpp(adata: Any) -> float:
+    """µm per full-resolution pixel of a section (``sections.schema`` form), from its spots' true size."""
+    diameter, diameter_um, _ = spot_geometry(
+        dict(adata.uns), adata.obs["array_x"].to_numpy(), np.asarray(adata.obsm["spatial"])[:, 0]
+    )
+    return diameter_um / diameter
+
+
 def section_spatial_library(
     image: Thumbnailed, uns: dict[str, Any], array_x: np.ndarray, pixel_x: np.ndarray
 ) -> dict[str, Any]:
-    """A section's library: the spot diameter its reader recorded (``uns['spot']``, Space Ranger's
-    ``spot_diameter_fullres`` for Visium), else a legacy ST spot's (half the fitted array pitch);
-    ``metadata['mpp']``, the µm per full-resolution pixel, follows from the spots' true diameter."""
-    spot = uns.get("spot") or {}
-    if "diameter_fullres" in spot:
-        diameter, diameter_um = float(spot["diameter_fullres"]), float(spot["diameter_um"])
-        where = f"{spot.get('from', 'the reader')}: spots {diameter_um:g} µm across"
-    else:
-        diameter, diameter_um = st_spot_diameter_px(array_x, pixel_x), ST_SPOT_DIAMETER_UM
-        where = "legacy ST spots: 100 µm across, 200 µm apart"
+    """A section's library (``spot_geometry`` gives the spot size); ``metadata['mpp']``, the µm per
+    full-resolution pixel, follows from the spots' true diameter."""
+    diameter, diameter_um, where = spot_geometry(uns, array_x, pixel_x)
     return spatial_library(image, diameter, {"mpp": diameter_um / diameter, "mpp_source": where})
 
 
@@ -100,7 +116,8 @@ def add_spatial_layout(adata: Any, library: str, image: Thumbnailed | None) -> A
     obs["library_id"] = library
     if image is not None:
         spatial = np.asarray(adata.obsm["spatial"])
-        adata.uns["spatial"] = {
-            library: section_spatial_library(image, dict(adata.uns), obs["array_x"].to_numpy(), spatial[:, 0])
-        }
+        layout = section_spatial_library(image, dict(adata.uns), obs["array_x"].to_numpy(), spatial[:, 0])
+        if getattr(image, "path", None) is not None:  # which file the tissue was drawn from
+            layout["metadata"]["image_file"] = str(image.path)
+        adata.uns["spatial"] = {library: layout}
     return adata

@@ -4,12 +4,13 @@
 one) with ``filtered_feature_bc_matrix.h5``, ``spatial/tissue_positions*.csv`` and
 ``spatial/scalefactors_json.json``. The full-resolution H&E image that went into Space Ranger is
 not part of ``outs/``: it is found in the section folder by ``fullres_image_glob`` (any image file
-by default). Spots keep their barcodes as ids; ``array_col`` becomes ``array_x`` and
+by default); without it, ``spatial/tissue_hires_image.png`` draws the tissue. Spots keep their barcodes as ids; ``array_col`` becomes ``array_x`` and
 ``array_row`` ``array_y`` (Visium's hexagonal grid: columns step by 2 within a row).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -52,6 +53,20 @@ def image_path(root: str | Path, section: str, fullres_image_glob: str = "*") ->
     if len(matches) > 1:
         logger.warning("Several full-resolution images in %s; using %s", folder, matches[0].name)
     return matches[0] if matches else None
+
+
+def preview(root: str | Path, section: str, fullres_image_glob: str = "*") -> tuple[Path, float] | None:
+    """Space Ranger's ``spatial/tissue_hires_image.png`` and its ``tissue_hires_scalef``, or ``None``."""
+    del fullres_image_glob  # the preview's place is fixed by Space Ranger
+    spatial = _outs(root, section) / "spatial"
+    image, factors = spatial / "tissue_hires_image.png", spatial / "scalefactors_json.json"
+    if not (image.is_file() and factors.is_file()):
+        return None
+    scale = json.loads(factors.read_text()).get("tissue_hires_scalef")
+    if scale is None:
+        logger.info("Section %s: %s has no tissue_hires_scalef; hires image unused", section, factors)
+        return None
+    return image, float(scale)
 
 
 def _positions_file(outs: Path) -> Path:

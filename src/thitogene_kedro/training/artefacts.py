@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from thitogene_kedro.models.registry import ModelSpec, build_model
 from thitogene_kedro.processing.inputs import PreparedSection
@@ -34,6 +34,10 @@ class InputSettings(BaseModel):
     normalisation: NormalisationParams = NormalisationParams()
     patching: PatchingParams = PatchingParams()
     graph: GraphBuildingParams = GraphBuildingParams()
+    # µm per full-resolution pixel of the training sections (their median), from their spots' true
+    # size: inference cuts patches of the same physical size from a new slide. None: a model file
+    # written before it was stored.
+    mpp: float | None = Field(None, gt=0)
 
     @property
     def patch_size(self) -> int:

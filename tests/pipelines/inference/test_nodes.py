@@ -9,11 +9,13 @@ import tifffile
 from PIL import Image
 
 from tests.conftest import C3_WINDOW, HER2ST_REAL
+from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.models import ModelSpec, build_model
 from thitogene_kedro.models.pyfunc import SpotExpressionPredictor
 from thitogene_kedro.pipelines.inference.nodes import (
     cut_slide_patches,
     grid_spots,
+    model_training_mpp,
     otsu_threshold,
     prepare_spots,
     tissue_mask,
@@ -135,3 +137,15 @@ def test_a_slide_without_tissue_is_an_error(tmp_path):
     predictor = small_predictor()
     with pytest.raises(SectionDataError, match="blank.png.*no tissue found"):
         prepare_spots(SlideImage(blank), None, {"predictor": predictor}, InferenceParams(training_mpp=1.0, mpp=1.0))
+
+
+def test_the_training_resolution_comes_from_the_model_unless_overridden(caplog):
+    stored = small_predictor(InputSettings(mpp=MPP)).trained
+    assert model_training_mpp(stored, InferenceParams()) == MPP
+    assert model_training_mpp(stored, InferenceParams(training_mpp=MPP * 1.02)) == MPP * 1.02  # close: silent
+    assert "overrides" not in caplog.text
+    assert model_training_mpp(stored, InferenceParams(training_mpp=2 * MPP)) == 2 * MPP
+    assert "inference.training_mpp 1.3740 overrides the model's own 0.6870 µm/px" in caplog.text
+    older = small_predictor().trained  # a model file written before the resolution was stored
+    with pytest.raises(ProjectError, match="stores no training µm/px.*set inference.training_mpp"):
+        model_training_mpp(older, InferenceParams())

@@ -174,7 +174,7 @@ def test_a_gene_list_gene_a_section_lacks_is_an_error_naming_the_gene_list_file(
     section = make_section("A1", np.array([[1, 2], [3, 4]]), ["G1", "G2"])
     genes = GeneList(["G2", "G9"], source=str(tmp_path / "my_genes.txt"))
     table = select_genes({"A1": lambda: section}, {}, genes, PreprocessingParams())
-    loaders = normalise_sections({"A1": lambda: section}, {}, table, genes, {}, PreprocessingParams())
+    loaders = normalise_sections({"A1": lambda: section}, {}, {}, table, genes, {}, PreprocessingParams())
     with pytest.raises(SectionDataError) as error:
         loaders["A1"]()
     assert str(error.value).startswith(f"{tmp_path / 'my_genes.txt'}: 1 of the 2 genes of this gene list are absent")

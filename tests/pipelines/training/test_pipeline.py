@@ -329,7 +329,14 @@ def test_training_on_real_her2st_sections(project_copy, monkeypatch):
         }
     )
     direct.index = graph["spot_ids"]
-    assert predicted.uns["slide"]["mpp"] == pytest.approx(0.687)  # her2st JPEGs carry no usable resolution
+    # her2st JPEGs carry no usable resolution: the slide is taken at the model's own training µm/px,
+    # the median of B4's and C2's from their spots (100 µm across, 200 µm apart), also a version tag
+    version = MlflowClient().get_model_version_by_alias("her2st_thitogene", "champion")
+    assert 0.67 < float(version.tags["training_mpp"]) < 0.70 and float(version.tags["patch_um"]) == pytest.approx(
+        112 * float(version.tags["training_mpp"]), abs=0.1
+    )
+    assert predicted.uns["slide"]["mpp"] == pytest.approx(float(version.tags["training_mpp"]), abs=1e-4)
+    assert predicted.uns["slide"]["patch_px"] == 112
     grid = {"inference": {"image": str(image), "mpp": 0.687}}  # no spot table: a grid (the JPEG records no resolution)
     with kedro_session(project_copy, env="her2st", runtime_params={**params, **grid}) as session:
         session.run(pipeline_names=["inference"])

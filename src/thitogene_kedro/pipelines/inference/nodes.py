@@ -26,7 +26,27 @@ logger = logging.getLogger(__name__)
 _PLAUSIBLE_MPP = (0.05, 20.0)
 
 
-def image_mpp(image: SlideImage, params: InferenceParams, grid: bool = False) -> float:
+def model_training_mpp(trained: Any, params: InferenceParams) -> float:
+    """µm per pixel of the model's training sections: stored with the model, unless
+    ``inference.training_mpp`` overrides it (a difference is warned about).
+
+    Raises:
+        ProjectError: neither the model (written before it was stored) nor the parameter gives it.
+    """
+    stored = trained.inputs.mpp
+    if params.training_mpp is None:
+        if stored is None:
+            raise ProjectError(
+                "the model stores no training µm/px (trained before it was recorded); set "
+                "inference.training_mpp=<µm per pixel of its training images> or retrain it"
+            )
+        return float(stored)
+    if stored is not None and abs(params.training_mpp - stored) > 0.05 * stored:
+        logger.warning("inference.training_mpp %.4f overrides the model's own %.4f µm/px", params.training_mpp, stored)
+    return float(params.training_mpp)
+
+
+def image_mpp(image: SlideImage, params: InferenceParams, training_mpp: float, grid: bool = False) -> float:
     """Microns per pixel: the parameter, else the image's resolution metadata, else (with a spot
     table only, warned) the training value.
 
@@ -49,9 +69,9 @@ def image_mpp(image: SlideImage, params: InferenceParams, grid: bool = False) ->
         )
     logger.warning(
         "%s: no usable resolution metadata; assuming the training data's %.3f µm/px (set inference.mpp)",
-        image.path.name, params.training_mpp,
+        image.path.name, training_mpp,
     )  # fmt: skip
-    return params.training_mpp
+    return training_mpp
 
 
 def otsu_threshold(values: np.ndarray) -> float:
@@ -175,10 +195,11 @@ def prepare_spots(
     params = InferenceParams.model_validate(params)
     image = inference_image
     check_model_fits_slide(inference_model, image, params)
-    mpp = image_mpp(image, params, grid=inference_spots is None)
+    trained = inference_model["predictor"].trained
+    training_mpp = model_training_mpp(trained, params)
+    mpp = image_mpp(image, params, training_mpp, grid=inference_spots is None)
     spots, source = slide_spots(image, inference_spots, params.spot_pitch_um / mpp, params)
     check_spots_inside(image, spots)
-    trained = inference_model["predictor"].trained
     table = trained.inputs.position_table_size
     too_far = (spots[["array_x", "array_y"]].to_numpy() >= table).any(axis=1)
     if too_far.any():
@@ -189,8 +210,8 @@ def prepare_spots(
         )  # fmt: skip
     info = {
         "image": str(image.path), "width": image.width, "height": image.height, "mpp": mpp,
-        "training_mpp": params.training_mpp, "spots_from": source, "n_spots": len(spots),
-        "patch_px": int(round(trained.inputs.patch_size * params.training_mpp / mpp)),
+        "training_mpp": training_mpp, "spots_from": source, "n_spots": len(spots),
+        "patch_px": int(round(trained.inputs.patch_size * training_mpp / mpp)),
         "patch_size": int(trained.inputs.patch_size),
     }  # fmt: skip
     logger.info(

@@ -14,8 +14,10 @@ class InferenceParams(BaseModel):
     The three fields below only accept those runtime parameters (``--params`` merges them here).
     Patch size, padding, orientation, spot graph and position table come from the model.
     ``mpp``: microns per pixel of the new image (None: from its metadata, else ``training_mpp``
-    with a warning). Patches cover the same physical size as in training: ``patch_size ×
-    training_mpp / mpp`` pixels, resized to the model's patch size.
+    with a warning). ``training_mpp``: the training sections' µm per pixel, stored with the model
+    (None: the model's own; set it only for a model file that lacks it). Patches cover the same
+    physical size as in training: ``patch_size × training_mpp / mpp`` pixels, resized to the
+    model's patch size.
     Without a spot table, spots are laid on a square grid of ``spot_pitch_um`` (÷ ``grid_density``)
     over the tissue found on a thumbnail (Otsu threshold on grey levels and saturation). A grid
     needs the slide's resolution: ``mpp`` or the slide's own metadata, never assumed.
@@ -31,7 +33,7 @@ class InferenceParams(BaseModel):
     spots: str | None = None
     model: str | None = None
     mpp: float | None = Field(None, gt=0)
-    training_mpp: float = Field(..., gt=0)
+    training_mpp: float | None = Field(None, gt=0)
     spot_pitch_um: float = Field(200.0, gt=0)
     grid_density: int = Field(1, ge=1, le=4)
     tissue_max_px: int = Field(1000, ge=100)

@@ -72,17 +72,19 @@ def select_genes(
     return genes_from_statistics(gene_statistics, train, params.gene_selection)
 
 
-def normalise_sections(  # noqa: PLR0913 - sections, their images, the genes, provenance, the settings
+def normalise_sections(  # noqa: PLR0913, PLR0917 - a node: sections, images, previews, genes, provenance, settings
     raw_sections: SectionLoaders,
     raw_images: Mapping[str, Callable[[], Any]],
+    raw_previews: Mapping[str, Callable[[], Any]],
     selected_genes: pd.DataFrame,
     gene_list: list[str] | None,
     run_provenance: dict[str, Any],
     params: PreprocessingParams,
 ) -> dict[str, Callable[[], ad.AnnData]]:
     """Per chosen section, a function that reads and normalises it (saved one at a time), in the
-    spatial layout scanpy and squidpy read (``sections.spatial_layout``, the tissue image where
-    the section has one), with its provenance in ``uns['provenance']``.
+    spatial layout scanpy and squidpy read (``sections.spatial_layout``: the tissue from the
+    full-resolution image, else from the section's tissue preview, else none), with its provenance
+    in ``uns['provenance']``.
 
     A gene of the configured gene list that a section lacks is an error naming the list's file.
     """
@@ -100,10 +102,16 @@ def normalise_sections(  # noqa: PLR0913 - sections, their images, the genes, pr
     def _one(name: str, load: Callable[[], ad.AnnData]) -> ad.AnnData:
         adata = normalise_section(load(), genes, params.normalisation, gene_source=source)
         adata.uns["provenance"] = provenance
-        if name not in raw_images:
-            return add_spatial_layout(adata, name, None)
-        with raw_images[name]() as image:
-            return add_spatial_layout(adata, name, image)
+        if name in raw_images:
+            with raw_images[name]() as image:
+                return add_spatial_layout(adata, name, image)
+        if name in raw_previews:
+            preview = raw_previews[name]()
+            problem = preview.misalignment(adata.obsm["spatial"])
+            if problem is None:
+                return add_spatial_layout(adata, name, preview)
+            logger.warning("Section %s: tissue preview %s unused: %s", name, preview.path, problem)
+        return add_spatial_layout(adata, name, None)
 
     return {name: partial(_one, name, load) for name, load in chosen.items()}
 

@@ -31,6 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "raw_sections",
                     "raw_images",
+                    "raw_previews",
                     "selected_genes",
                     "gene_list",
                     "run_provenance",

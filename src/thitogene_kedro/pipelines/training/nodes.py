@@ -110,8 +110,11 @@ def build_fold_inputs(
     def prepare(sections: tuple[str, ...], missing_genes: str = "error") -> list:
         return prepare_sections(sections, stores, names, settings.normalisation, missing_genes)
 
+    train = prepare(fold.train)
+    # the physical size of a training pixel travels with the model (inference matches it)
+    settings = settings.model_copy(update={"mpp": float(np.median([p.mpp for p in train]))}) if train else settings
     # held-out sections' genes were chosen without looking at them: genes they lack count as 0
-    return FoldInputs(fold, names, settings, prepare(fold.train), prepare(fold.validation), prepare(fold.test, "zero"))
+    return FoldInputs(fold, names, settings, train, prepare(fold.validation), prepare(fold.test, "zero"))
 
 
 def loop_settings(training: TrainingParams, label: str) -> LoopSettings:
@@ -183,7 +186,7 @@ def train_fold(
     n_parameters = int(sum(p.numel() for p in network.parameters()))
     fingerprint = _fingerprint(
         inputs.fold.model_dump(mode="json"), inputs.genes, network.config.model_dump(),
-        inputs.settings.model_dump(mode="json"), training.model_dump(exclude=_COST_ONLY_SETTINGS),
+        inputs.settings.model_dump(mode="json", exclude={"mpp"}), training.model_dump(exclude=_COST_ONLY_SETTINGS),
         {name: list(tensor.shape) for name, tensor in network.state_dict().items()},  # a new layout starts afresh
     )  # fmt: skip
     settings = dataclasses.replace(settings, description=(
@@ -219,7 +222,7 @@ def predict_fold(
         reuse_host_memory=training.reuse_freed_host_memory,
     )  # fmt: skip
     parts, libraries = [], {}
-    for (example, spot_ids, spatial), prediction in zip(inputs.test, predictions, strict=True):
+    for (example, spot_ids, spatial, _), prediction in zip(inputs.test, predictions, strict=True):
         section = example.section_id
         grid = spot_grid_columns(example.positions[:, 0], example.positions[:, 1], pd.Index(spot_ids))
         part = ad.AnnData(
