@@ -77,7 +77,9 @@ def version_card(trained: Any, run_tags: dict[str, str], run_metrics: dict[str, 
     if mpp is not None:  # the physical size the model saw: inference cuts new slides to match it
         tags["training_mpp"] = f"{mpp:.4f}"
         tags["patch_um"] = f"{trained.inputs.patch_size * mpp:.1f}"
-        description += f"; {mpp:.3f} µm/px, {trained.inputs.patch_size} px patches of {trained.inputs.patch_size * mpp:.0f} µm"
+        description += (
+            f"; {mpp:.3f} µm/px, {trained.inputs.patch_size} px patches of {trained.inputs.patch_size * mpp:.0f} µm"
+        )
     if "cv.pcc_mean_over_sections" in run_metrics:
         tags["cv_pcc_mean_over_sections"] = f"{run_metrics['cv.pcc_mean_over_sections']:.4f}"
     return description, tags
