@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import warnings
@@ -19,6 +20,7 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from PIL import Image
+from scipy import sparse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("THITOGENE_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
@@ -306,6 +308,68 @@ def write_slide(path: Path, image: np.ndarray, compression: str | None, mpp: flo
         for level in levels[1:]:
             tif.write(level, subfiletype=1, **tiles)
     return path
+
+
+def write_hest_sample(  # noqa: PLR0913 - the sample's facts, keyword-only
+    root: Path,
+    sample: str,
+    counts: pd.DataFrame,
+    spots: pd.DataFrame,
+    image: np.ndarray | None,
+    *,
+    patient: str,
+    mpp: float,
+    outside_spot: bool = True,
+) -> Path:
+    """One HEST-1k sample in its published layout under ``root``, from a her2st section's counts
+    (spots ``"{x}x{y}"``), spot table and image: ``st/`` (zero-padded ``"{x:03}x{y:03}"`` barcodes,
+    raw counts, HEST's ``uns['spatial']['ST']``), ``wsis/`` (a pyramidal, tiled BigTIFF, lossless),
+    ``metadata/`` (with a wrong embedded pixel size, as some samples have) and ``patches/``
+    (224 px at 0.5 µm/px, top-left corners). ``outside_spot`` adds one spot with ``in_tissue == 0``."""
+    import h5py  # noqa: PLC0415
+
+    table = spots.assign(spot=spots["x"].astype(int).astype(str) + "x" + spots["y"].astype(int).astype(str))
+    table = table.set_index("spot").loc[counts.index]
+    barcodes = [f"{int(x):03d}x{int(y):03d}" for x, y in zip(table["x"], table["y"], strict=True)]
+    obs = pd.DataFrame({"in_tissue": 1, "array_row": table["y"].astype(int).to_numpy(),
+                        "array_col": table["x"].astype(int).to_numpy(),
+                        "pxl_col_in_fullres": table["pixel_x"].to_numpy(), "pxl_row_in_fullres": table["pixel_y"].to_numpy()},
+                       index=pd.Index(barcodes))  # fmt: skip
+    matrix = counts.to_numpy(dtype=np.float32)
+    if outside_spot:
+        obs.loc["999x999"] = [0, 999, 999, 1.0, 1.0]
+        matrix = np.vstack([matrix, np.ones((1, matrix.shape[1]), np.float32)])
+    st = anndata.AnnData(X=sparse.csr_matrix(matrix), obs=obs, var=pd.DataFrame(index=counts.columns.astype(str)))
+    st.obsm["spatial"] = obs[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(dtype=np.float64)
+    for folder in ("st", "wsis", "metadata", "patches"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    if image is not None:
+        shrink = min(1.0, 1000 / max(image.shape[:2]))
+        small = np.asarray(
+            Image.fromarray(image).resize((round(image.shape[1] * shrink), round(image.shape[0] * shrink)))
+        )
+        st.uns["spatial"] = {"ST": {"images": {"downscaled_fullres": small}, "scalefactors": {
+            "tissue_downscaled_fullres_scalef": shrink, "spot_diameter_fullres": 100 / mpp}}}  # fmt: skip
+        write_slide(root / "wsis" / f"{sample}.tif", image, "zlib", mpp)
+        source_px = round(224 * 0.5 / mpp)
+        inside = obs["in_tissue"].to_numpy() == 1
+        centres = st.obsm["spatial"][inside]
+        corners = np.floor(centres - source_px / 2).astype(np.int64)
+        padded = np.pad(image, ((source_px, source_px), (source_px, source_px), (0, 0)), constant_values=255)
+        crops = [padded[y + source_px : y + 2 * source_px, x + source_px : x + 2 * source_px] for x, y in corners]
+        img = np.stack([np.asarray(Image.fromarray(c).resize((224, 224), Image.Resampling.BILINEAR)) for c in crops])
+        with h5py.File(root / "patches" / f"{sample}.h5", "w") as handle:
+            handle["img"] = img
+            handle["img"].attrs.update({"patch_size_src": source_px, "patch_size_target": 224, "pixel_size": mpp})
+            handle["coords"] = corners
+            handle["barcode"] = np.asarray([[b.encode()] for b in obs.index[inside]])
+    st.write_h5ad(root / "st" / f"{sample}.h5ad")
+    metadata = {"id": sample, "dataset_title": "her2st, rewritten in the HEST-1k layout", "patient": patient,
+                "st_technology": "Spatial Transcriptomics", "spot_diameter": 100.0, "inter_spot_dist": 200.0,
+                "pixel_size_um_estimated": mpp, "pixel_size_um_embedded": 1.0, "organ": "Breast",
+                "species": "Homo sapiens", "license": "CC BY 4.0"}  # fmt: skip
+    (root / "metadata" / f"{sample}.json").write_text(json.dumps(metadata))
+    return root
 
 
 # Files whose tests take minutes (clean-clone CI durations on 2 cores), heaviest first. `make test`

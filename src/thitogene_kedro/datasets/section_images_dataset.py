@@ -13,15 +13,17 @@ from kedro.io import AbstractDataset, DatasetError
 
 from thitogene_kedro.sections import SectionSource
 from thitogene_kedro.sections.images import SlideImage, TissuePreview
+from thitogene_kedro.sections.tiff_slide import TiledTiffSlide, open_slide
 
 logger = logging.getLogger(__name__)
 
 
-class SectionImagesDataset(AbstractDataset[None, dict[str, Callable[[], SlideImage]]]):
+class SectionImagesDataset(AbstractDataset[None, dict[str, Callable[[], SlideImage | TiledTiffSlide]]]):
     """``{section: open function}`` for every section of the source that has an image (read-only).
 
     Sections without an image are absent from the mapping (and logged), so pixel work skips them
-    while their counts stay usable.
+    while their counts stay usable. A tiled (pyramidal) TIFF is read tile by tile, any other image
+    decoded whole (``sections.tiff_slide.open_slide``).
     """
 
     def __init__(
@@ -30,14 +32,14 @@ class SectionImagesDataset(AbstractDataset[None, dict[str, Callable[[], SlideIma
         self._source = SectionSource(source=source, path=Path(path), options=dict(options or {}))
         self.metadata = metadata
 
-    def load(self) -> dict[str, Callable[[], SlideImage]]:
+    def load(self) -> dict[str, Callable[[], SlideImage | TiledTiffSlide]]:
         images = {}
         for section in self._source.section_ids():
             path = self._source.image_path(section)
             if path is None:
                 logger.debug("Section %s has no image in %s", section, self._source.path)
                 continue
-            images[section] = partial(SlideImage, path, section)
+            images[section] = partial(open_slide, path, section)
         return images
 
     def save(self, data: None) -> None:

@@ -42,7 +42,7 @@ class SpatialSectionsDataset(AbstractDataset[None, SectionCollection]):
 
         raw_sections:
           type: thitogene_kedro.datasets.SpatialSectionsDataset
-          source: her2st            # her2st | cscc | visium | synthetic
+          source: her2st            # her2st | cscc | visium | hest | synthetic
           path: data/01_raw/her2st
           options: {}               # source-specific (visium: fullres_image_glob; synthetic: generator settings)
     """

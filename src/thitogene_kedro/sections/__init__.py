@@ -9,10 +9,10 @@ from typing import Any
 
 import anndata as ad
 
-from thitogene_kedro.sections import cscc, her2st, synthetic, visium
+from thitogene_kedro.sections import cscc, her2st, hest, synthetic, visium
 from thitogene_kedro.sections.schema import SectionDataError
 
-SOURCES = ("her2st", "cscc", "visium", "synthetic")
+SOURCES = ("her2st", "cscc", "visium", "hest", "synthetic")
 # options only the tissue previews read (a her2st copy's previews carry no scale of their own)
 PREVIEW_OPTIONS = ("preview_scales",)
 
@@ -38,7 +38,7 @@ class SectionSource:
         if self.source == "synthetic":
             return synthetic, (synthetic.SyntheticConfig(**self.options),), {}
         options = {k: v for k, v in self.options.items() if k not in PREVIEW_OPTIONS}
-        return {"her2st": her2st, "cscc": cscc, "visium": visium}[self.source], (), options
+        return {"her2st": her2st, "cscc": cscc, "visium": visium, "hest": hest}[self.source], (), options
 
     def section_ids(self) -> list[str]:
         """Every section this source holds, sorted."""
@@ -76,8 +76,9 @@ class SectionSource:
     def patient_of(self, section: str) -> str:
         """The patient a section comes from, without reading the section.
 
-        her2st and synthetic: the patient folder (letter); cSCC: the ``P<n>`` prefix; Visium: the
-        section itself (one section per patient unless a study says otherwise).
+        her2st and synthetic: the patient folder (letter); cSCC: the ``P<n>`` prefix; HEST: the
+        metadata's ``patient`` (its JSON only); Visium: the section itself (one section per patient
+        unless a study says otherwise).
         """
         if self.source == "synthetic":
             return dict(synthetic.section_names(synthetic.SyntheticConfig(**self.options)))[section]
@@ -85,6 +86,8 @@ class SectionSource:
             return her2st.patient_of(section)
         if self.source == "cscc":
             return cscc.patient_of(section)
+        if self.source == "hest":
+            return hest.patient_of(self.path, section)
         return section
 
     def loaders(self) -> dict[str, partial]:
