@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
+from PIL import Image
 from scipy import stats
 
 from tests.test_cli import kedro, runs_in_store
@@ -132,3 +134,10 @@ def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project
     summary = max((r for r in runs if r.info.run_name == "summary"), key=lambda r: r.info.start_time)
     assert summary.data.metrics["thitogene.seeds"] == 2 and "thitogene.pcc_sd_over_seeds" in summary.data.metrics
     assert "| thitogene | no_gat | 2 |" in text  # paired over (SYN_A1, 0) and (SYN_A1, 1)
+    # the figures beside the results file, linked from its block and kept in the summary run
+    for name in ("study_training_curves", "study_top_gene_maps"):
+        assert f"![{name}](figures/{name}.png)" in text
+        with Image.open(project_copy / "figures" / f"{name}.png") as figure:
+            assert figure.width > 600 and np.asarray(figure.convert("L")).std() > 10  # drawn, not blank
+    artifacts = {f.path for f in MlflowClient().list_artifacts(summary.info.run_id, "study")}
+    assert {"study/study_training_curves.png", "study/study_top_gene_maps.png"} <= artifacts

@@ -249,3 +249,45 @@ def prediction_maps(
         )
         figure.colorbar(spots, ax=axis, shrink=0.75, label="predicted log-normalised expression")
     return to_image(figure)
+
+
+def variant_maps(section: str, observed: Any, predicted: Mapping[str, Any], genes: list[str]) -> Image.Image:
+    """Observed expression next to each model's held-out prediction of ``genes`` on one section
+    (the paper's Figure 4): one row per gene, each panel its own 1–99 percentile scale, the
+    variant's PCC in its title. ``observed``/``predicted[variant]``: spatial AnnData (held-out
+    predictions, ``layers['observed']`` in ``observed``)."""
+    view = tissue_view(observed, section)
+    columns = ["observed", *predicted]
+    figure, axes = plt.subplots(len(genes), len(columns), figsize=(3.3 * len(columns), 3.4 * len(genes)),
+                                squeeze=False, layout="constrained")  # fmt: skip
+    xy = np.asarray(observed.obsm["spatial"])
+    for row, gene in enumerate(genes):
+        truth = np.asarray(observed[:, gene].layers["observed"]).ravel()
+        for column, name in enumerate(columns):
+            values = truth if name == "observed" else np.asarray(predicted[name][observed.obs_names, gene].X).ravel()
+            title = f"{gene}: observed" if name == "observed" else f"{name} (PCC {_pcc(truth, values):.2f})"
+            spot_panel(axes[row, column], xy, view, title, values=values, norm=colour_norm(values))
+    figure.suptitle(f"{section}, held out: observed and predicted (each panel its own 1–99 percentile scale)",
+                    fontsize=9)  # fmt: skip
+    return to_image(figure)
+
+
+def _pcc(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float("nan")
+
+
+def variant_curves(histories: Mapping[str, list[pd.DataFrame]]) -> Image.Image:
+    """Training loss per epoch of each variant: the mean over its jobs (folds × seeds) and the band
+    from the lowest to the highest job."""
+    figure, axis = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    for index, (variant, frames) in enumerate(histories.items()):
+        table = pd.concat([f.set_index("epoch")["train_loss"] for f in frames], axis=1)
+        colour = plt.cm.tab10(index % 10)
+        axis.plot(table.index, table.mean(axis=1), color=colour, label=f"{variant} ({len(frames)} runs)")
+        axis.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=colour, alpha=0.15, linewidth=0)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("training loss (MSE + model terms)")
+    axis.set_yscale("log")
+    axis.set_title("Training curves per variant: mean over folds and seeds, min–max band")
+    axis.legend(fontsize=7, ncol=2)
+    return to_image(figure)

@@ -256,27 +256,62 @@ def run_in_process(run: StudyRun, todo: Sequence[tuple[int, Job]], session: Call
     return failed
 
 
+def job_dataset(run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], job: Job, entry: str) -> Any:
+    """The catalog entry ``{fold}.<entry>`` of one job, with its ``run_suffix`` (an MLflow artifact
+    entry gives its local dataset)."""
+    from kedro.io import AbstractDataset  # noqa: PLC0415
+
+    config = catalog_config(job_parameters(job, run.study, run.params))[f"{{fold}}.{entry}"]
+    config = config.get("dataset", config) if "MlflowArtifactDataset" in str(config.get("type")) else config
+    config = {k: v.replace("{fold}", job.fold) if isinstance(v, str) else v for k, v in config.items()}
+    return AbstractDataset.from_config(f"{job.fold}.{entry}", config)
+
+
 def gene_score_rows(run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], done: set[str]) -> pd.DataFrame:
     """The per-gene held-out scores of every finished job, read through the catalog entry
     ``{fold}.test_gene_scores`` with the job's ``run_suffix``."""
-    from kedro.io import AbstractDataset  # noqa: PLC0415
-
-    frames, entries = [], {}
+    frames = []
     for job in run.jobs:
-        if job.run_name not in done:
-            continue
-        suffix = (job.variant, job.seed)  # the paths depend on run_suffix only: one configuration per suffix
-        if suffix not in entries:
-            entries[suffix] = catalog_config(job_parameters(job, run.study, run.params))["{fold}.test_gene_scores"]
-        entry = {k: v.replace("{fold}", job.fold) if isinstance(v, str) else v for k, v in entries[suffix].items()}
-        dataset = AbstractDataset.from_config(f"{job.fold}.test_gene_scores", entry)
-        if dataset.exists():
+        dataset = job_dataset(run, catalog_config, job, "test_gene_scores") if job.run_name in done else None
+        if dataset is not None and dataset.exists():
             frames.append(dataset.load().assign(variant=job.variant, seed=job.seed, fold=job.fold))
     return (
         pd.concat(frames, ignore_index=True)
         if frames
         else pd.DataFrame(columns=["variant", "gene", "neg_log10_p", "pcc"])
     )
+
+
+def study_figures(
+    run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], done: set[str], genes: pd.DataFrame
+) -> dict[str, Any]:
+    """The study's figures: training curves per variant over its finished jobs, and observed against
+    every variant's held-out prediction of the reference's top genes (Figure 4) on the first fold's
+    section at the first seed."""
+    from thitogene_kedro.plotting import variant_curves, variant_maps  # noqa: PLC0415 - matplotlib on demand
+
+    finished = [job for job in run.jobs if job.run_name in done]
+    histories: dict[str, list[pd.DataFrame]] = {}
+    for job in finished:
+        dataset = job_dataset(run, catalog_config, job, "history")
+        if dataset.exists():
+            histories.setdefault(job.variant, []).append(dataset.load())
+    figures = {"study_training_curves": variant_curves(histories)} if histories else {}
+    top = genes[genes["variant"] == run.study.reference]["gene"].head(3).tolist() if not genes.empty else []
+    if not finished or not top:
+        return figures
+    fold, seed = finished[0].fold, min(job.seed for job in finished)
+    predicted = {}
+    for job in finished:
+        dataset = job_dataset(run, catalog_config, job, "test_predictions")
+        if job.fold == fold and job.seed == seed and dataset.exists():
+            predicted[job.variant] = dataset.load()
+    if run.study.reference in predicted:
+        observed = predicted[run.study.reference]
+        section = str(observed.obs["section"].iloc[0])
+        observed = observed[observed.obs["section"] == section]
+        figures["study_top_gene_maps"] = variant_maps(section, observed, predicted, top)
+    return figures
 
 
 def provenance(run: StudyRun, command: str) -> dict[str, str]:
@@ -300,7 +335,9 @@ def provenance(run: StudyRun, command: str) -> dict[str, str]:
     }
 
 
-def log_summary_run(run: StudyRun, results: StudyResults, genes: pd.DataFrame, markdown: str) -> str:
+def log_summary_run(
+    run: StudyRun, results: StudyResults, genes: pd.DataFrame, markdown: str, figures: dict[str, Any]
+) -> str:
     """The summary as its own MLflow run in the study's experiment; returns its id."""
     import mlflow  # noqa: PLC0415
 
@@ -315,6 +352,8 @@ def log_summary_run(run: StudyRun, results: StudyResults, genes: pd.DataFrame, m
                                 "per_section": results.per_section, "paired": results.paired, "top_genes": genes}.items():  # fmt: skip
                 frame.to_csv(Path(folder) / f"{name}.csv", index=False)
             (Path(folder) / "results.md").write_text(markdown)
+            for name, image in figures.items():
+                image.save(Path(folder) / f"{name}.png")
             mlflow.log_artifacts(folder, "study")
         return active.info.run_id
 
@@ -329,8 +368,15 @@ def summarise(
     scores = scores[scores["run_name"].isin(names)]
     results = summarise_study(scores, run.study.reference, run.study.chosen_variants)
     genes = top_genes(gene_score_rows(run, catalog_config, done), run.study.top_genes)
+    figures = study_figures(run, catalog_config, done, genes)
     markdown = results_markdown(results, genes, provenance(run, command), (len(names & done), len(names)))
-    run_id = log_summary_run(run, results, genes, markdown)
+    if write is not None and figures:  # beside the results file, linked from its block
+        folder = write.parent / "figures"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, image in figures.items():
+            image.save(folder / f"{name}.png")
+        markdown += "\n" + "\n".join(f"![{name}](figures/{name}.png)" for name in figures) + "\n"
+    run_id = log_summary_run(run, results, genes, markdown, figures)
     logger.info("study: %d of %d jobs summarised in MLflow run %s", len(names & done), len(names), run_id)
     if write is not None:
         write_block(write, markdown, BLOCK)
