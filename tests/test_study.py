@@ -140,4 +140,6 @@ def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project
         with Image.open(project_copy / "figures" / f"{name}.png") as figure:
             assert figure.width > 600 and np.asarray(figure.convert("L")).std() > 10  # drawn, not blank
     artifacts = {f.path for f in MlflowClient().list_artifacts(summary.info.run_id, "study")}
-    assert {"study/study_training_curves.png", "study/study_top_gene_maps.png"} <= artifacts
+    assert {"study/study_training_curves.png", "study/study_top_gene_maps.png", "study/study_report.html"} <= artifacts
+    page = (project_copy / "study_report.html").read_text()
+    assert "thitogene-kedro study: 4 of 4 jobs" in page and page.count("<img") == 2 and "no_gat" in page

@@ -212,6 +212,30 @@ def results_markdown(results: StudyResults, genes: pd.DataFrame, header: dict[st
     return "\n".join([*lines, ""])
 
 
+def study_report(
+    results: StudyResults, genes: pd.DataFrame, header: dict[str, str], figures: dict[str, Any], jobs: tuple[int, int]
+) -> str:
+    """The study's results as one self-contained HTML page (``report.build_report``)."""
+    from thitogene_kedro.report import build_report  # noqa: PLC0415
+
+    tables = {
+        "Mean held-out PCC per variant (mean ± SD over seeds)": results.per_variant,
+        "Per held-out section (mean ± SD over seeds)": results.per_section,
+        "Paired over (section, seed): reference against each variant": results.paired,
+        "Top genes by mean −log10 p": genes,
+    }
+    notes = {
+        "Paired over (section, seed): reference against each variant": "two-sided Wilcoxon signed-rank test of a − b",
+        "Top genes by mean −log10 p": "among genes with a positive mean PCC (the paper's Figure 4 ranking)",
+    }
+    done, total = jobs
+    return build_report(
+        f"thitogene-kedro study: {done} of {total} jobs", tables, figures, notes, provenance=header,
+        searchable=("Top genes by mean −log10 p",),
+        why_empty={"Paired over (section, seed): reference against each variant": "one variant, or no complete seed"},
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -352,8 +376,11 @@ def log_summary_run(
                                 "per_section": results.per_section, "paired": results.paired, "top_genes": genes}.items():  # fmt: skip
                 frame.to_csv(Path(folder) / f"{name}.csv", index=False)
             (Path(folder) / "results.md").write_text(markdown)
-            for name, image in figures.items():
-                image.save(Path(folder) / f"{name}.png")
+            for name, part in figures.items():
+                if isinstance(part, str):  # the HTML page
+                    (Path(folder) / name).write_text(part)
+                else:
+                    part.save(Path(folder) / f"{name}.png")
             mlflow.log_artifacts(folder, "study")
         return active.info.run_id
 
@@ -370,13 +397,16 @@ def summarise(
     genes = top_genes(gene_score_rows(run, catalog_config, done), run.study.top_genes)
     figures = study_figures(run, catalog_config, done, genes)
     markdown = results_markdown(results, genes, provenance(run, command), (len(names & done), len(names)))
-    if write is not None and figures:  # beside the results file, linked from its block
+    page = study_report(results, genes, provenance(run, command), figures, (len(names & done), len(names)))
+    if write is not None:  # beside the results file, linked from its block
         folder = write.parent / "figures"
         folder.mkdir(parents=True, exist_ok=True)
         for name, image in figures.items():
             image.save(folder / f"{name}.png")
-        markdown += "\n" + "\n".join(f"![{name}](figures/{name}.png)" for name in figures) + "\n"
-    run_id = log_summary_run(run, results, genes, markdown, figures)
+        (write.parent / "study_report.html").write_text(page)
+        markdown += "\n" + "\n".join(f"![{name}](figures/{name}.png)" for name in figures)
+        markdown += "\n\nThe same as one HTML page: [study_report.html](study_report.html).\n"
+    run_id = log_summary_run(run, results, genes, markdown, figures | {"study_report.html": page})
     logger.info("study: %d of %d jobs summarised in MLflow run %s", len(names & done), len(names), run_id)
     if write is not None:
         write_block(write, markdown, BLOCK)

@@ -227,7 +227,7 @@ def write_report(
     ``parts`` are the datasets named in :data:`REPORT_TABLES`, :data:`REPORT_FIGURES` and
     :data:`REPORT_FIGURE_FOLDERS` (the node passes each under its dataset name).
     """
-    from thitogene_kedro.pipelines.evaluation.report import build_report  # noqa: PLC0415
+    from thitogene_kedro.report import build_report  # noqa: PLC0415
 
     label = model_label(training)
     provenance = report_provenance(run_provenance, raw_sections)
