@@ -95,6 +95,8 @@ def test_training_records_folds_and_registers_a_loadable_model(trained):
     # held-out predictions open in scanpy as they are: spots over the section's own image
     held_out = ad.read_h5ad(project_copy / "data" / "07_model_output" / "fold_SYN_A1" / "test_predictions.h5ad")
     assert list(held_out.uns["spatial"]) == ["SYN_A1"] and "observed" in held_out.layers
+    assert held_out.uns["prediction"]["clamped_at_zero"] == False  # noqa: E712 - the raw output the scores use
+    assert held_out.uns["prediction"]["n_below_zero"] == int((held_out.X < 0).sum())
     assert held_out.uns["spatial"]["SYN_A1"]["scalefactors"]["spot_diameter_fullres"] == pytest.approx(60, rel=0.05)
     assert_scanpy_and_squidpy_draw_it_over_the_tissue(held_out)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "fold_SYN_A1")}

@@ -239,6 +239,11 @@ def predict_fold(
     adata = ad.concat(parts, merge="same") if len(parts) > 1 else parts[0]
     adata.uns["fold"] = inputs.fold.model_dump(mode="json")
     adata.uns["source"] = "held-out prediction"
+    adata.uns["prediction"] = {  # what X is, unlike the inference predictions
+        "clamped_at_zero": False, "n_below_zero": int((np.asarray(adata.X) < 0).sum()),
+        "note": "the network's raw output, on which the held-out scores are computed (as in the reference "
+                "code); inference clamps at 0 (inference.clamp_at_zero)",
+    }  # fmt: skip
     adata.uns["spatial"] = libraries
     adata.uns["provenance"] = h5ad_safe({"model": model.describe(), **run_provenance})
     return adata
