@@ -79,10 +79,15 @@ def training_curves(histories: Mapping[str, pd.DataFrame]) -> Image.Image:
             axis.plot(
                 history["epoch"], history["validation_loss"], color=colour, linestyle="--", label=f"{fold} validation"
             )
+    return _loss_figure(figure, axis, "Training curves per fold")
+
+
+def _loss_figure(figure: plt.Figure, axis: plt.Axes, title: str) -> Image.Image:
+    """The loss axes of the training-curve figures: epochs, log-scaled loss, legend; rendered."""
     axis.set_xlabel("epoch")
     axis.set_ylabel("training loss (MSE + model terms)")
     axis.set_yscale("log")
-    axis.set_title("Training curves per fold")
+    axis.set_title(title)
     axis.legend(fontsize=7, ncol=2)
     return to_image(figure)
 
@@ -256,6 +261,8 @@ def variant_maps(section: str, observed: Any, predicted: Mapping[str, Any], gene
     (the paper's Figure 4): one row per gene, each panel its own 1–99 percentile scale, the
     variant's PCC in its title. ``observed``/``predicted[variant]``: spatial AnnData (held-out
     predictions, ``layers['observed']`` in ``observed``)."""
+    from thitogene_kedro.metrics import pearson_per_gene  # noqa: PLC0415 - the scores' own PCC
+
     view = tissue_view(observed, section)
     columns = ["observed", *predicted]
     figure, axes = plt.subplots(len(genes), len(columns), figsize=(3.3 * len(columns), 3.4 * len(genes)),
@@ -265,15 +272,15 @@ def variant_maps(section: str, observed: Any, predicted: Mapping[str, Any], gene
         truth = np.asarray(observed[:, gene].layers["observed"]).ravel()
         for column, name in enumerate(columns):
             values = truth if name == "observed" else np.asarray(predicted[name][observed.obs_names, gene].X).ravel()
-            title = f"{gene}: observed" if name == "observed" else f"{name} (PCC {_pcc(truth, values):.2f})"
+            title = (
+                f"{gene}: observed"
+                if name == "observed"
+                else f"{name} (PCC {pearson_per_gene(values[:, None], truth[:, None])[0]:.2f})"
+            )
             spot_panel(axes[row, column], xy, view, title, values=values, norm=colour_norm(values))
     figure.suptitle(f"{section}, held out: observed and predicted (each panel its own 1–99 percentile scale)",
                     fontsize=9)  # fmt: skip
     return to_image(figure)
-
-
-def _pcc(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float("nan")
 
 
 def variant_curves(histories: Mapping[str, list[pd.DataFrame]]) -> Image.Image:
@@ -285,9 +292,4 @@ def variant_curves(histories: Mapping[str, list[pd.DataFrame]]) -> Image.Image:
         colour = plt.cm.tab10(index % 10)
         axis.plot(table.index, table.mean(axis=1), color=colour, label=f"{variant} ({len(frames)} runs)")
         axis.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=colour, alpha=0.15, linewidth=0)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("training loss (MSE + model terms)")
-    axis.set_yscale("log")
-    axis.set_title("Training curves per variant: mean over folds and seeds, min–max band")
-    axis.legend(fontsize=7, ncol=2)
-    return to_image(figure)
+    return _loss_figure(figure, axis, "Training curves per variant: mean over folds and seeds, min–max band")

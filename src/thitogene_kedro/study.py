@@ -280,6 +280,20 @@ def run_in_process(run: StudyRun, todo: Sequence[tuple[int, Job]], session: Call
     return failed
 
 
+def per_run_suffix(catalog_config: Callable[[dict[str, Any]], dict]) -> Callable[[dict[str, Any]], dict]:
+    """``catalog_config`` loaded once per ``run_suffix``: the catalog's paths depend on it alone, so
+    one configuration serves every fold and entry of a (variant, seed)."""
+    loaded: dict[str, dict] = {}
+
+    def load(params: dict[str, Any]) -> dict:
+        suffix = str(params.get("run_suffix", ""))
+        if suffix not in loaded:
+            loaded[suffix] = catalog_config(params)
+        return loaded[suffix]
+
+    return load
+
+
 def job_dataset(run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], job: Job, entry: str) -> Any:
     """The catalog entry ``{fold}.<entry>`` of one job, with its ``run_suffix`` (an MLflow artifact
     entry gives its local dataset)."""
@@ -389,6 +403,7 @@ def summarise(
     run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], write: Path | None, command: str
 ) -> StudyResults:
     """Read the study's runs back, compute its results, log them as the summary run, write ``write``."""
+    catalog_config = per_run_suffix(catalog_config)
     done = set(finished_runs(run.study.experiment))
     names = {job.run_name for job in run.jobs}
     scores = section_scores(run.study.experiment)
