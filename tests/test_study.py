@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,9 +104,10 @@ def test_the_results_block_is_replaced_in_place(tmp_path):
     assert results.read_text() == f"# Results\n\nintro\n\n{BLOCK_BEGIN}\ntwo\n{BLOCK_END}\n"
 
 
-def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project_copy):
+def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project_copy, monkeypatch):
     """Two variants × one fold × two seeds on the synthetic demo: seed 0 in this process, then seed 1
-    as two ``kedro run`` processes side by side, the seed-0 jobs skipped as finished."""
+    as two ``kedro run`` processes side by side, the seed-0 jobs skipped as finished; then, on an
+    empty MLflow store and data folder (another machine), the records alone resume and summarise."""
     results = project_copy / "results.md"
     results.write_text(f"# Results\n\n{BLOCK_BEGIN}\nNot run yet.\n{BLOCK_END}\n")
     params = "training.epochs=1,training.cv.folds=SYN_A1,study.run_variants=thitogene no_gat,study.seeds=0"
@@ -114,7 +118,9 @@ def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project
     )
     second = kedro(project_copy, "study", "run", "--parallel", "2", "--params", params + " 1", "--write", "results.md")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "study: 2 of 4 jobs already finished in MLflow; skipping them" in " ".join(second.stderr.split())
+    assert "study: 2 of 4 jobs already finished (2 FINISHED in MLflow, 2 recorded); skipping them" in " ".join(
+        second.stderr.split()
+    )
     assert sorted(p.name for p in (project_copy / "logs" / "study").iterdir()) == [
         "fold_SYN_A1-no_gat-s1.log", "fold_SYN_A1-thitogene-s1.log"]  # fmt: skip
 
@@ -143,3 +149,29 @@ def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project
     assert {"study/study_training_curves.png", "study/study_top_gene_maps.png", "study/study_report.html"} <= artifacts
     page = (project_copy / "study_report.html").read_text()
     assert "thitogene-kedro study: 4 of 4 jobs" in page and page.count("<img") == 2 and "no_gat" in page
+
+    # every job is recorded: scores, per-gene PCC and history, where it ran; no expression values
+    folder = project_copy / "docs" / "study_records" / "thitogene_study"
+    assert sorted(p.stem for p in folder.glob("*.json")) == sorted(jobs)
+    record = json.loads((folder / "fold_SYN_A1-no_gat-s1.json").read_text())
+    assert record["held_out"]["SYN_A1"]["pcc_mean"] == pytest.approx(
+        jobs["fold_SYN_A1-no_gat-s1"].data.metrics["fold_SYN_A1.test.SYN_A1.pcc_mean"]
+    )
+    assert set(record["genes"]) == {"section", "gene", "pcc", "neg_log10_p"} and len(record["history"]["epoch"]) == 1
+    assert record["origin"]["mlflow_run_id"] == jobs["fold_SYN_A1-no_gat-s1"].info.run_id
+    assert record["origin"]["torch"] and record["origin"]["cpu_capability"]
+    assert "| thitogene | no_gat | 2 |" in text and "Where the jobs ran" in text
+
+    # another machine: no MLflow store, no data folder; the records skip every job and summarise
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project_copy / 'elsewhere.db'}")
+    for folder in ("07_model_output", "08_reporting"):
+        shutil.rmtree(project_copy / "data" / folder)
+    third = kedro(project_copy, "study", "run", "--params", params + " 1", "--write", "results.md")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "4 of 4 jobs already finished (0 FINISHED in MLflow, 4 recorded)" in " ".join(third.stderr.split())
+    assert "study: no Figure 4 maps" in " ".join(third.stderr.split())
+    again = results.read_text()
+    assert "jobs finished: 4 of 4" in again and "| thitogene | no_gat | 2 |" in again
+    assert again.split("Paired over")[1].split("Top genes")[0] == text.split("Paired over")[1].split("Top genes")[0]
+    assert "![study_training_curves]" in again and "![study_top_gene_maps]" not in again
+    assert [r.info.run_name for r in runs_in_store("thitogene_study")] == ["summary"]

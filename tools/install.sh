@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Create (or update) the project's virtual environment from the pinned files.
 #   tools/install.sh [VENV] [PYTHON]
-# torch is installed first so that no other package pulls a default (multi-GB, CUDA) build:
+# torch and torchvision are installed first so that no other package pulls a default build:
 #   * a machine with an NVIDIA driver (nvidia-smi works) gets the package index's CUDA build;
-#   * otherwise a CPU wheel: a local one if pip's configured find-links hold it, else the one
-#     from TORCH_CPU_INDEX_URL (PyTorch's CPU wheel index by default).
+#   * otherwise CPU wheels: local ones if pip's configured find-links hold them, else the ones
+#     from TORCH_CPU_INDEX_URL (PyTorch's CPU wheel index by default); where neither has them
+#     (an index that is unreachable), the package index's build, which also runs on the CPU.
 # Set TORCH_INSTALL=cuda or TORCH_INSTALL=cpu to override the detection.
 set -euo pipefail
 venv=${1:-.venv}
 python=${2:-python3.11}
-torch_pin="torch==2.13.0"
+torch_pins=("torch==2.14.1" "torchvision==0.29.1")
 command -v "$python" >/dev/null 2>&1 || python=python3
 cd "$(dirname "$0")/.."
 
@@ -25,9 +26,12 @@ if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
   fi
   echo "install: torch ($mode build)"
   if [ "$mode" = cuda ]; then
-    "${pip[@]}" install "$torch_pin"
-  elif ! "${pip[@]}" install --no-deps --no-index "$torch_pin" >/dev/null 2>&1; then
-    "${pip[@]}" install --no-deps --index-url "${TORCH_CPU_INDEX_URL:-https://download.pytorch.org/whl/cpu}" "$torch_pin"
+    "${pip[@]}" install -q "${torch_pins[@]}"
+  elif ! "${pip[@]}" install -q --no-index "${torch_pins[@]}" >/dev/null 2>&1 &&
+    ! "${pip[@]}" install -q --timeout 15 --retries 1 \
+      --index-url "${TORCH_CPU_INDEX_URL:-https://download.pytorch.org/whl/cpu}" "${torch_pins[@]}" >/dev/null 2>&1; then
+    echo "install: no CPU build of ${torch_pins[*]} reachable; the package index's build (it runs on the CPU)"
+    "${pip[@]}" install -q "${torch_pins[@]}"
   fi
 fi
 

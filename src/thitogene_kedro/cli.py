@@ -317,9 +317,11 @@ def run_study(env: str | None, params: str | None, devices: str, parallel: int, 
                f"{len(run.jobs) // variants // seeds} folds)")  # fmt: skip
     with _session(project, env, runtime) as session:
         session.run(pipeline_names=DATA_PIPELINES.split(","))
-    todo = studies.pending(run.jobs, set(finished_runs(run.study.experiment)))
+    catalog = studies.per_run_suffix(lambda p: _config_loader(project, env, p)["catalog"])
+    recorded = studies.records.read_records(run.study.record_folder(project), [job.run_name for job in run.jobs])
+    todo = studies.pending(run.jobs, set(finished_runs(run.study.experiment)), set(recorded))
     if devices == "cpu" and parallel == 1:
-        failed = studies.run_in_process(run, todo, _session)
+        failed = studies.run_in_process(run, todo, _session, catalog)
     else:
         jobs = {job.run_name: job for _, job in todo}
         codes = run_side_by_side(
@@ -329,9 +331,7 @@ def run_study(env: str | None, params: str | None, devices: str, parallel: int, 
             project / "logs" / "study",
         )  # fmt: skip
         failed = sorted(name for name, code in codes.items() if code)
-    studies.summarise(
-        run, lambda p: _config_loader(project, env, p)["catalog"], write, _study_command("run", env, params)
-    )
+    studies.summarise(run, catalog, write, _study_command("run", env, params))
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(run.jobs)} study jobs failed: {' '.join(failed)}; "
                                    "run the command again to retry them")  # fmt: skip

@@ -23,7 +23,7 @@ import logging
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,11 +33,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from thitogene_kedro import study_records as records
 from thitogene_kedro.errors import RunInterrupted
 from thitogene_kedro.markdown_blocks import write_block
 from thitogene_kedro.metrics import paired_comparison
 from thitogene_kedro.models.registry import deep_merge
-from thitogene_kedro.sweep import Job, finished_runs, markdown_table, section_scores
+from thitogene_kedro.sweep import Job, finished_runs, markdown_table
+from thitogene_kedro.training.metric_names import parse_held_out
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,11 @@ class StudyParams(BaseModel):
     variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"thitogene": {}}, min_length=1)
     run_variants: Literal["all"] | list[str] = "all"
     top_genes: int = Field(5, ge=1)
+    record_dir: str = "docs/study_records"  # one JSON per finished job, under <record_dir>/<experiment>/
+
+    def record_folder(self, project: Path) -> Path:
+        """Where this study's job records are kept (:mod:`thitogene_kedro.study_records`)."""
+        return project / self.record_dir / self.experiment
 
     @property
     def chosen_variants(self) -> list[str]:
@@ -193,12 +200,16 @@ def top_genes_table(genes: pd.DataFrame, variants: Sequence[str]) -> pd.DataFram
     return table.reindex(columns=[v for v in variants if v in table.columns]).fillna("").reset_index()
 
 
-def results_markdown(results: StudyResults, genes: pd.DataFrame, header: dict[str, str], jobs: tuple[int, int]) -> str:
-    """The results block: provenance, the tables and how far the study got."""
+def results_markdown(
+    results: StudyResults, genes: pd.DataFrame, header: dict[str, str], jobs: tuple[int, int], where: pd.DataFrame
+) -> str:
+    """The results block: provenance, where the jobs ran, the tables and how far the study got."""
     done, total = jobs
     lines = [""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
     lines += [f"- jobs finished: {done} of {total}" + ("" if done == total else " (partial: rerun to resume)"), ""]
+    if not where.empty:
+        lines += ["Where the jobs ran (from their records):", "", markdown_table(where), ""]
     lines += ["Mean held-out PCC per variant: the mean over the held-out sections of one seed, then mean ± SD"]
     lines += ["over the seeds whose every fold finished:", "", markdown_table(results.per_variant), ""]
     lines += ["Per held-out section, mean ± SD over seeds (number of seeds):", "", markdown_table(results.per_section)]
@@ -213,7 +224,12 @@ def results_markdown(results: StudyResults, genes: pd.DataFrame, header: dict[st
 
 
 def study_report(
-    results: StudyResults, genes: pd.DataFrame, header: dict[str, str], figures: dict[str, Any], jobs: tuple[int, int]
+    results: StudyResults,
+    genes: pd.DataFrame,
+    header: dict[str, str],
+    figures: dict[str, Any],
+    jobs: tuple[int, int],
+    where: pd.DataFrame,
 ) -> str:
     """The study's results as one self-contained HTML page (``report.build_report``)."""
     from thitogene_kedro.report import build_report  # noqa: PLC0415
@@ -223,6 +239,7 @@ def study_report(
         "Per held-out section (mean ± SD over seeds)": results.per_section,
         "Paired over (section, seed): reference against each variant": results.paired,
         "Top genes by mean −log10 p": genes,
+        "Where the jobs ran": where,
     }
     notes = {
         "Paired over (section, seed): reference against each variant": "two-sided Wilcoxon signed-rank test of a − b",
@@ -250,16 +267,25 @@ class StudyRun:
     jobs: list[Job]
 
 
-def pending(jobs: Sequence[Job], done: set[str]) -> list[tuple[int, Job]]:
-    """``(k, job)`` for each job without a FINISHED run (k counts all jobs); logs how many are skipped."""
-    skipped = sum(job.run_name in done for job in jobs)
+def pending(jobs: Sequence[Job], finished: set[str], recorded: set[str]) -> list[tuple[int, Job]]:
+    """``(k, job)`` for each job neither FINISHED in MLflow nor recorded (k counts all jobs); logs
+    how many are skipped and why."""
+    in_store, on_record = sum(j.run_name in finished for j in jobs), sum(j.run_name in recorded for j in jobs)
+    skipped = sum(job.run_name in finished | recorded for job in jobs)
     if skipped:
-        logger.info("study: %d of %d jobs already finished in MLflow; skipping them", skipped, len(jobs))
-    return [(k, job) for k, job in enumerate(jobs, start=1) if job.run_name not in done]
+        logger.info("study: %d of %d jobs already finished (%d FINISHED in MLflow, %d recorded); skipping them",
+                    skipped, len(jobs), in_store, on_record)  # fmt: skip
+    return [(k, job) for k, job in enumerate(jobs, start=1) if job.run_name not in finished | recorded]
 
 
-def run_in_process(run: StudyRun, todo: Sequence[tuple[int, Job]], session: Callable[..., Any]) -> list[str]:
-    """Run jobs one after another in this process; returns the failed run names."""
+def run_in_process(
+    run: StudyRun,
+    todo: Sequence[tuple[int, Job]],
+    session: Callable[..., Any],
+    catalog_config: Callable[[dict[str, Any]], dict],
+) -> list[str]:
+    """Run jobs one after another in this process, recording each as it finishes; returns the
+    failed run names."""
     import mlflow  # noqa: PLC0415 - only where jobs run
 
     failed = []
@@ -268,6 +294,7 @@ def run_in_process(run: StudyRun, todo: Sequence[tuple[int, Job]], session: Call
         try:
             with session(run.project, run.env, job_parameters(job, run.study, run.params)) as kedro:
                 kedro.run(pipeline_names=["training"], namespaces=[job.fold])
+            record_finished(run, catalog_config, [job])
         except (KeyboardInterrupt, RunInterrupted):
             while mlflow.active_run():
                 mlflow.end_run(status="KILLED")
@@ -305,37 +332,22 @@ def job_dataset(run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict],
     return AbstractDataset.from_config(f"{job.fold}.{entry}", config)
 
 
-def gene_score_rows(run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], done: set[str]) -> pd.DataFrame:
-    """The per-gene held-out scores of every finished job, read through the catalog entry
-    ``{fold}.test_gene_scores`` with the job's ``run_suffix``."""
-    frames = []
-    for job in run.jobs:
-        dataset = job_dataset(run, catalog_config, job, "test_gene_scores") if job.run_name in done else None
-        if dataset is not None and dataset.exists():
-            frames.append(dataset.load().assign(variant=job.variant, seed=job.seed, fold=job.fold))
-    return (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=["variant", "gene", "neg_log10_p", "pcc"])
-    )
-
-
 def study_figures(
-    run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], done: set[str], genes: pd.DataFrame
+    run: StudyRun,
+    catalog_config: Callable[[dict[str, Any]], dict],
+    recorded: Mapping[str, Mapping[str, Any]],
+    genes: pd.DataFrame,
 ) -> dict[str, Any]:
-    """The study's figures: training curves per variant over its finished jobs, and observed against
+    """The study's figures: training curves per variant over its recorded jobs, and observed against
     every variant's held-out prediction of the reference's top genes (Figure 4) on the first fold's
-    section at the first seed."""
+    section at the lowest seed, drawn where this project's data folder holds those predictions
+    (jobs recorded on another machine have none here)."""
     from thitogene_kedro.plotting import variant_curves, variant_maps  # noqa: PLC0415 - matplotlib on demand
 
-    finished = [job for job in run.jobs if job.run_name in done]
-    histories: dict[str, list[pd.DataFrame]] = {}
-    for job in finished:
-        dataset = job_dataset(run, catalog_config, job, "history")
-        if dataset.exists():
-            histories.setdefault(job.variant, []).append(dataset.load())
-    figures = {"study_training_curves": variant_curves(histories)} if histories else {}
+    curves = records.histories(recorded)
+    figures = {"study_training_curves": variant_curves(curves)} if curves else {}
     top = genes[genes["variant"] == run.study.reference]["gene"].head(3).tolist() if not genes.empty else []
+    finished = [job for job in run.jobs if job.run_name in recorded]
     if not finished or not top:
         return figures
     fold, seed = finished[0].fold, min(job.seed for job in finished)
@@ -344,25 +356,61 @@ def study_figures(
         dataset = job_dataset(run, catalog_config, job, "test_predictions")
         if job.fold == fold and job.seed == seed and dataset.exists():
             predicted[job.variant] = dataset.load()
-    if run.study.reference in predicted:
-        observed = predicted[run.study.reference]
-        section = str(observed.obs["section"].iloc[0])
-        observed = observed[observed.obs["section"] == section]
-        figures["study_top_gene_maps"] = variant_maps(section, observed, predicted, top)
+    if run.study.reference not in predicted:
+        logger.info("study: no Figure 4 maps: the held-out predictions of %s (seed %s) are not in this project's "
+                    "data folder", fold, seed)  # fmt: skip
+        return figures
+    observed = predicted[run.study.reference]
+    section = str(observed.obs["section"].iloc[0])
+    observed = observed[observed.obs["section"] == section]
+    figures["study_top_gene_maps"] = variant_maps(section, observed, predicted, top)
     return figures
+
+
+def commit_text(project: Path) -> str:
+    """The checkout's commit, ``(with uncommitted changes)`` when dirty, or ``unknown``."""
+    from thitogene_kedro.provenance import git_commit  # noqa: PLC0415
+
+    found = git_commit(project)
+    return f"{found[0][:10]}{' (with uncommitted changes)' if found[1] else ''}" if found else "unknown"
+
+
+def record_finished(
+    run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], jobs: Sequence[Job] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Record each of ``jobs`` (all by default) that is FINISHED in MLflow and not yet recorded;
+    returns every record of the study's jobs."""
+    folder = run.study.record_folder(run.project)
+    recorded = records.read_records(folder, [job.run_name for job in run.jobs])
+    finished = finished_runs(run.study.experiment)
+    for job in [j for j in jobs or run.jobs if j.run_name in finished and j.run_name not in recorded]:
+        scores, history = (job_dataset(run, catalog_config, job, e) for e in ("test_gene_scores", "history"))
+        if not (scores.exists() and history.exists()):
+            logger.warning("study: %s is FINISHED in MLflow but its gene scores or history are not in this "
+                           "project's data folder; not recorded", job.run_name)  # fmt: skip
+            continue
+        mlflow_run = finished[job.run_name]
+        held_out: dict[str, dict[str, float]] = {}
+        for key, value in mlflow_run.data.metrics.items():
+            if (parsed := parse_held_out(job.fold, key)) is not None:
+                held_out.setdefault(parsed[0], {})[parsed[1]] = value
+        origin = records.machine_origin() | {
+            "commit": commit_text(run.project),
+            "mlflow_run_id": mlflow_run.info.run_id,
+        }
+        record = records.job_record(job, held_out, scores.load(), history.load(), origin)
+        logger.info("study: recorded %s in %s", job.run_name, records.write_record(folder, record))
+        recorded[job.run_name] = record
+    return recorded
 
 
 def provenance(run: StudyRun, command: str) -> dict[str, str]:
     """Who, where and how: the results block's header lines."""
-    from thitogene_kedro.provenance import git_commit  # noqa: PLC0415
-
-    found = git_commit(run.project)
-    commit = f"{found[0][:10]}{' (with uncommitted changes)' if found[1] else ''}" if found else "unknown"
     return {
         "command": f"`{command}`",
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform(terse=True)}",
-        "commit": commit,
+        "commit": commit_text(run.project),
         "environment": run.env or "base",
         "MLflow experiment": f"`{run.study.experiment}`",
         "variants": ", ".join(
@@ -402,17 +450,18 @@ def log_summary_run(
 def summarise(
     run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], write: Path | None, command: str
 ) -> StudyResults:
-    """Read the study's runs back, compute its results, log them as the summary run, write ``write``."""
+    """Record the study's finished runs, compute its results from the records, log them as the
+    summary run and write ``write``."""
     catalog_config = per_run_suffix(catalog_config)
-    done = set(finished_runs(run.study.experiment))
-    names = {job.run_name for job in run.jobs}
-    scores = section_scores(run.study.experiment)
-    scores = scores[scores["run_name"].isin(names)]
-    results = summarise_study(scores, run.study.reference, run.study.chosen_variants)
-    genes = top_genes(gene_score_rows(run, catalog_config, done), run.study.top_genes)
-    figures = study_figures(run, catalog_config, done, genes)
-    markdown = results_markdown(results, genes, provenance(run, command), (len(names & done), len(names)))
-    page = study_report(results, genes, provenance(run, command), figures, (len(names & done), len(names)))
+    recorded = record_finished(run, catalog_config)
+    results = summarise_study(records.section_scores(recorded), run.study.reference, run.study.chosen_variants)
+    genes = top_genes(records.gene_scores(recorded), run.study.top_genes)
+    figures = study_figures(run, catalog_config, recorded, genes)
+    jobs = (len(recorded), len(run.jobs))
+    header = provenance(run, command) | {"records": f"`{run.study.record_folder(Path()).as_posix()}/`"}
+    where = records.origins(recorded)
+    markdown = results_markdown(results, genes, header, jobs, where)
+    page = study_report(results, genes, header, figures, jobs, where)
     if write is not None:  # beside the results file, linked from its block
         folder = write.parent / "figures"
         folder.mkdir(parents=True, exist_ok=True)
@@ -422,7 +471,7 @@ def summarise(
         markdown += "\n" + "\n".join(f"![{name}](figures/{name}.png)" for name in figures)
         markdown += "\n\nThe same as one HTML page: [study_report.html](study_report.html).\n"
     run_id = log_summary_run(run, results, genes, markdown, figures | {"study_report.html": page})
-    logger.info("study: %d of %d jobs summarised in MLflow run %s", len(names & done), len(names), run_id)
+    logger.info("study: %d of %d jobs summarised in MLflow run %s", *jobs, run_id)
     if write is not None:
         write_block(write, markdown, BLOCK)
         logger.info("study: results written to %s", write)
