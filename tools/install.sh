@@ -19,28 +19,32 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 
-if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
+# pip's output only on failure, without its notes on this machine's empty local index folders.
+quiet() {
+  local log status=0
+  log=$(mktemp)
+  "$@" >"$log" 2>&1 || status=$?
+  [ "$status" = 0 ] || grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
+  rm -f "$log"
+  return "$status"
+}
+
+if ! "$venv/bin/python" -c "import torch, torchvision" >/dev/null 2>&1; then
   mode=${TORCH_INSTALL:-auto}
   if [ "$mode" = auto ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then mode=cuda; else mode=cpu; fi
   fi
   echo "install: torch ($mode build)"
   if [ "$mode" = cuda ]; then
-    "${pip[@]}" install -q "${torch_pins[@]}"
+    quiet "${pip[@]}" install -q "${torch_pins[@]}"
   elif ! "${pip[@]}" install -q --no-index "${torch_pins[@]}" >/dev/null 2>&1 &&
     ! "${pip[@]}" install -q --timeout 15 --retries 1 \
       --index-url "${TORCH_CPU_INDEX_URL:-https://download.pytorch.org/whl/cpu}" "${torch_pins[@]}" >/dev/null 2>&1; then
     echo "install: no CPU build of ${torch_pins[*]} reachable; the package index's build (it runs on the CPU)"
-    "${pip[@]}" install -q "${torch_pins[@]}"
+    quiet "${pip[@]}" install -q "${torch_pins[@]}"
   fi
 fi
 
 echo "install: project and pinned dependencies (requirements-lock.txt as constraints)"
-log=$(mktemp)
-if ! "${pip[@]}" install -q -c requirements-lock.txt -r requirements-dev.txt -e . >"$log" 2>&1; then
-  grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
-  rm -f "$log"
-  exit 1
-fi
-rm -f "$log"
+quiet "${pip[@]}" install -q -c requirements-lock.txt -r requirements-dev.txt -e .
 "${pip[@]}" check

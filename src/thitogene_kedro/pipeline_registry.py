@@ -7,6 +7,7 @@ from kedro.pipeline import Pipeline
 from thitogene_kedro.pipelines import (
     clustering,
     evaluation,
+    features,
     graph_building,
     inference,
     patching,
@@ -23,7 +24,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     ``training`` includes the data pipelines it needs, so ``kedro run --pipelines training`` works
     on a fresh clone; ``--namespaces fold_<id>`` runs one fold alone (on existing data outputs).
     ``evaluation``, ``clustering`` and ``reporting`` read what training stored. ``__default__``
-    runs all of these; ``inference`` (a new slide with a registered model) runs on request, as do ``spatialdata``
+    runs all of these; ``inference`` (a new slide with a registered model) and ``features`` (per-spot embeddings by a frozen
+    foundation encoder) run on request, as do ``spatialdata``
     and ``spatialdata_inference`` (held-out or inference predictions as SpatialData zarr stores; optional extra). The fold namespaces come from the ``folds`` parameters (``kedro folds plan``);
     no data is read here.
     """
@@ -43,6 +45,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "clustering": clustering.create_pipeline(folds=folds),
         "reporting": evaluation.create_reporting_pipeline(),
         "inference": inference.create_pipeline(),
+        "features": data["preprocessing"] + features.create_pipeline(),
         "spatialdata": spatialdata_export.create_pipeline(folds=folds),
         "spatialdata_inference": spatialdata_export.create_inference_pipeline(),
     }

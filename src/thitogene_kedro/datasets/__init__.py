@@ -4,7 +4,9 @@ from thitogene_kedro.datasets.anndata_dataset import AnnDataDataset
 from thitogene_kedro.datasets.atomic_partitions import AtomicPartitionedDataset, FigureFolderDataset
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset
 from thitogene_kedro.datasets.earlier_runs_dataset import EarlierRuns, EarlierRunsDataset
+from thitogene_kedro.datasets.feature_cache_dataset import PartitionCacheDataset
 from thitogene_kedro.datasets.figure_dataset import FigureDataset
+from thitogene_kedro.datasets.frozen_encoder_dataset import FrozenEncoderDataset
 from thitogene_kedro.datasets.gene_list_dataset import GeneListDataset
 from thitogene_kedro.datasets.inference_datasets import RegistryModelDataset, SlideImageDataset, SpotTableDataset
 from thitogene_kedro.datasets.numpy_dataset import NumpyDataset
@@ -25,8 +27,10 @@ __all__ = [
     "EarlierRunsDataset",
     "FigureDataset",
     "FigureFolderDataset",
+    "FrozenEncoderDataset",
     "GeneListDataset",
     "NumpyDataset",
+    "PartitionCacheDataset",
     "RegisteredModelDataset",
     "RegistryModelDataset",
     "RunProvenanceDataset",
