@@ -46,6 +46,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         "reporting": evaluation.create_reporting_pipeline(),
         "inference": inference.create_pipeline(),
         "features": data["preprocessing"] + features.create_pipeline(),
+        "feature_training": data["preprocessing"]
+        + data["graph_building"]
+        + features.create_pipeline()
+        + training.create_pipeline(folds=folds, register_folds=register_folds, spots="features"),
         "spatialdata": spatialdata_export.create_pipeline(folds=folds),
         "spatialdata_inference": spatialdata_export.create_inference_pipeline(),
     }

@@ -8,7 +8,7 @@ caller special-cases a model.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -62,6 +62,8 @@ class SpotExpressionModel(nn.Module):
     """Base class: per-spot gene expression from a :class:`SectionBatch`."""
 
     model_name: ClassVar[str] = ""
+    # what a spot is given as: uint8 patches, or the features of a frozen encoder (docs/encoders.md)
+    input_kind: ClassVar[Literal["patches", "features"]] = "patches"
 
     def __init__(self, n_genes: int) -> None:
         super().__init__()

@@ -32,25 +32,39 @@ class SectionExample:
 
     Attributes:
         section_id: section name, used in error messages.
-        patches: ``(N, H, W, 3)`` uint8 crops centred on the spots.
+        patches: ``(N, H, W, 3)`` uint8 crops centred on the spots, or None for a section given
+            by ``features``.
         positions: ``(N, 2)`` integer ``(x, y)`` array coordinates (position-embedding indices).
         edge_index: ``(2, E)`` directed edges ``[spot, neighbour]`` of the spot graph.
         targets: ``(N, G)`` normalised expression, or None at inference.
         counts: ``(N, G)`` raw counts of the same genes (needed by count losses such as ZINB).
+        features: ``(N, D)`` float32 per-spot features of a frozen encoder, instead of patches
+            (the models on frozen features, ``docs/encoders.md``).
     """
 
     section_id: str
-    patches: Array
+    patches: Array | None
     positions: Array
     edge_index: Array
     targets: Array | None = None
     counts: Array | None = None
+    features: Array | None = None
+
+    @property
+    def n_spots(self) -> int:
+        return len(self.patches if self.patches is not None else self.features)
 
     def __post_init__(self) -> None:
-        n = len(self.patches)
+        if (self.patches is None) == (self.features is None):
+            raise ValueError(f"section {self.section_id}: give patches or features, exactly one of them")
+        n = self.n_spots
         problems = []
-        if self.patches.ndim != 4 or self.patches.shape[-1] != 3 or self.patches.dtype not in (np.uint8, torch.uint8):
+        if self.patches is not None and (
+            self.patches.ndim != 4 or self.patches.shape[-1] != 3 or self.patches.dtype not in (np.uint8, torch.uint8)
+        ):
             problems.append(f"patches must be uint8 (N, H, W, 3), got {self.patches.dtype} {tuple(self.patches.shape)}")
+        if self.features is not None and self.features.ndim != 2:
+            problems.append(f"features must be (N, D), got {tuple(self.features.shape)}")
         if self.positions.shape != (n, 2):
             problems.append(f"positions must be ({n}, 2), got {tuple(self.positions.shape)}")
         if self.edge_index.ndim != 2 or self.edge_index.shape[0] != 2:
@@ -70,7 +84,7 @@ class SectionBatch:
     """Padded tensors of B sections with at most N spots each.
 
     Attributes:
-        patches: ``(B, N, H, W, 3)`` uint8.
+        patches: ``(B, N, H, W, 3)`` uint8, or None for sections given by features.
         positions: ``(B, N, 2)`` int64.
         edge_index: ``(2, E)`` int64 edges ``[spot, neighbour]`` over the flattened ``B·N`` spots
             (spot i of section b is ``b·N + i``): the spot graphs as neighbour lists, never N×N.
@@ -78,15 +92,17 @@ class SectionBatch:
         targets: ``(B, N, G)`` float32 or None.
         counts: ``(B, N, G)`` float32 or None.
         section_ids: the B section names.
+        features: ``(B, N, D)`` float32 frozen-encoder features, or None for sections given by patches.
     """
 
-    patches: torch.Tensor
+    patches: torch.Tensor | None
     positions: torch.Tensor
     edge_index: torch.Tensor
     mask: torch.Tensor
     targets: torch.Tensor | None = None
     counts: torch.Tensor | None = None
     section_ids: list[str] = dataclasses.field(default_factory=list)
+    features: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> SectionBatch:
         """The same batch on ``device`` (non-blocking copies)."""
@@ -130,12 +146,12 @@ def examples_on(examples: Sequence[SectionExample], device: torch.device | str) 
     for example in examples:
         optional = {
             name: None if getattr(example, name) is None else _tensor(getattr(example, name), torch.float32, device)
-            for name in ("targets", "counts")
+            for name in ("targets", "counts", "features")
         }
         converted.append(
             SectionExample(
                 example.section_id,
-                _tensor(example.patches, torch.uint8, device),
+                None if example.patches is None else _tensor(example.patches, torch.uint8, device),
                 _tensor(example.positions, torch.long, device),
                 _tensor(example.edge_index, torch.long, device),
                 **optional,
@@ -154,25 +170,27 @@ def collate_sections(examples: Sequence[SectionExample]) -> SectionBatch:
         raise ValueError("cannot build a batch from zero sections")
     first = examples[0]
     for example in examples[1:]:
-        if example.patches.shape[1:] != first.patches.shape[1:]:
-            raise ValueError(
-                f"section {example.section_id}: patch shape {example.patches.shape[1:]} differs from "
-                f"{first.patches.shape[1:]} in section {first.section_id}"
-            )
+        for name, label in (("patches", "patch"), ("features", "feature")):
+            a, b = getattr(first, name), getattr(example, name)
+            if (a is None) != (b is None) or (a is not None and a.shape[1:] != b.shape[1:]):
+                shapes = [None if x is None else tuple(x.shape[1:]) for x in (b, a)]
+                raise ValueError(f"section {example.section_id}: {label} shape {shapes[0]} differs from {shapes[1]} "
+                                 f"in section {first.section_id}")  # fmt: skip
         for name in ("targets", "counts"):
             a, b = getattr(first, name), getattr(example, name)
             if (a is None) != (b is None) or (a is not None and a.shape[1] != b.shape[1]):
                 raise ValueError(f"section {example.section_id}: {name} do not match section {first.section_id}")
-    n_max = max(len(e.patches) for e in examples)
-    device = first.patches.device if isinstance(first.patches, torch.Tensor) else torch.device("cpu")
+    n_max = max(e.n_spots for e in examples)
+    device = first.positions.device if isinstance(first.positions, torch.Tensor) else torch.device("cpu")
     mask = torch.zeros((len(examples), n_max), dtype=torch.bool, device=device)
     edges = []
     for b, example in enumerate(examples):
         edges.append(_tensor(example.edge_index, torch.long, device) + b * n_max)
-        mask[b, : len(example.patches)] = True
+        mask[b, : example.n_spots] = True
     targets, counts = first.targets, first.counts
     return SectionBatch(
-        patches=_pad([e.patches for e in examples], n_max, torch.uint8, device),
+        patches=None if first.patches is None else _pad([e.patches for e in examples], n_max, torch.uint8, device),
+        features=None if first.features is None else _pad([e.features for e in examples], n_max, torch.float32, device),
         positions=_pad([e.positions for e in examples], n_max, torch.long, device),
         edge_index=torch.cat(edges, dim=1),
         mask=mask,

@@ -23,14 +23,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from thitogene_kedro.models.base import SpotExpressionModel
 from thitogene_kedro.models.hist2st import Hist2ST, Hist2STConfig
 from thitogene_kedro.models.histogene import HisToGene, HisToGeneConfig
+from thitogene_kedro.models.linear_probe import LinearProbe, LinearProbeConfig
+from thitogene_kedro.models.spatial_head import SpatialHeadConfig, THItoGeneSpatialHead
 from thitogene_kedro.models.thitogene import THItoGene, THItoGeneConfig
 
-ModelName = Literal["thitogene", "histogene", "hist2st"]
+ModelName = Literal["thitogene", "histogene", "hist2st", "thitogene_head", "linear_probe"]
 
 MODELS: dict[str, tuple[type[SpotExpressionModel], type[BaseModel]]] = {
     "thitogene": (THItoGene, THItoGeneConfig),
     "histogene": (HisToGene, HisToGeneConfig),
     "hist2st": (Hist2ST, Hist2STConfig),
+    "thitogene_head": (THItoGeneSpatialHead, SpatialHeadConfig),
+    "linear_probe": (LinearProbe, LinearProbeConfig),
 }
 
 _THITOGENE_REFERENCE = {"input": {"scale": "raw"}, "gat": {"softmax_axis": "receivers", "self_loops": False}}
@@ -80,6 +84,19 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "distillation": {"copies": 2},
         },
     },
+    # on frozen features (docs/encoders.md): THItoGene's ViT and GAT at their paper or small sizes
+    "thitogene_head": {
+        "paper_her2st": {},
+        "paper_cscc": _CSCC_DEPTH,
+        "small": {
+            "tokens": 6,
+            "token_dim": 16,
+            "vit": {"depth": 1, "heads": 2, "head_dim": 16, "mlp_dim": 128},
+            "gat": {"heads": 2, "hidden_dim": 32, "out_dim": 32},
+            "head_hidden_dim": 64,
+        },
+    },
+    "linear_probe": {"paper_her2st": {}, "paper_cscc": {}, "small": {"pca_components": 32}},
 }
 
 
@@ -116,7 +133,11 @@ def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
 
 
 # Facts of the data side that the model configuration takes from there, with the parameter that sets them.
-DATA_SIDE = {"patch_size": "patching.patch_size", "position_table_size": "graph_building.position_table_size"}
+DATA_SIDE = {
+    "patch_size": "patching.patch_size",
+    "position_table_size": "graph_building.position_table_size",
+    "feature_dim": "the encoder's embedding width (features pipeline)",
+}
 
 
 def model_config(
@@ -125,11 +146,13 @@ def model_config(
     *,
     patch_size: int | None = None,
     position_table_size: int | None = None,
+    feature_dim: int | None = None,
 ) -> BaseModel:
     """The validated configuration of the model ``spec`` names, for ``n_genes`` genes.
 
-    ``patch_size`` and ``position_table_size`` come from the data side (``patching``,
-    ``graph_building``) when given; an override that sets them differently is an error.
+    ``patch_size``, ``position_table_size`` and ``feature_dim`` come from the data side
+    (``patching``, ``graph_building``, the encoder's features) when given, for the models whose
+    configuration has them; an override that sets them differently is an error.
 
     Raises:
         ValueError: an unknown preset, overrides that do not fit the model's configuration, or a
@@ -143,8 +166,10 @@ def model_config(
         )
     values = deep_merge(presets[spec.preset], spec.overrides)
     values["n_genes"] = n_genes
-    for key, value in {"patch_size": patch_size, "position_table_size": position_table_size}.items():
-        if value is None:
+    fields = MODELS[spec.name][1].model_fields
+    data_side = {"patch_size": patch_size, "position_table_size": position_table_size, "feature_dim": feature_dim}
+    for key, value in data_side.items():
+        if value is None or key not in fields:
             continue
         if key in spec.overrides and spec.overrides[key] != value:
             raise ValueError(
@@ -161,7 +186,10 @@ def build_model(
     *,
     patch_size: int | None = None,
     position_table_size: int | None = None,
+    feature_dim: int | None = None,
 ) -> SpotExpressionModel:
     """Build the model ``spec`` names (``{name, preset, overrides}``) for ``n_genes`` genes."""
-    config = model_config(spec, n_genes, patch_size=patch_size, position_table_size=position_table_size)
+    config = model_config(
+        spec, n_genes, patch_size=patch_size, position_table_size=position_table_size, feature_dim=feature_dim
+    )
     return MODELS[config.name][0](config)

@@ -1,7 +1,8 @@
-"""Model inputs of one fold, built once: per section, patches, positions, graph, targets and counts.
+"""Model inputs of one fold, built once: per section, patches (or frozen-encoder features),
+positions, graph, targets and counts.
 
-Patches and spot graphs each carry their ``spot_ids``; they are joined to each other and to the
-counts by id, never by position.
+Patches, features and spot graphs each carry their ``spot_ids``; they are joined to each other and
+to the counts by id, never by position.
 """
 
 from __future__ import annotations
@@ -34,26 +35,30 @@ class PreparedSection(NamedTuple):
 
 @dataclass(frozen=True)
 class SectionArrays:
-    """What the data pipelines stored for one section: patches and graph, each with its spot ids."""
+    """What the data pipelines stored for one section: its patches (or features) and its graph,
+    each with its spot ids."""
 
-    patches: Mapping[str, np.ndarray]  # {"patches": (N, H, W, 3) uint8, "spot_ids": (N,)}
+    # {"patches": (N, H, W, 3) uint8, "spot_ids": (N,)} or {"features": (N, D) float32, "spot_ids": (N,)}
+    patches: Mapping[str, np.ndarray]
     graph: Mapping[str, np.ndarray]  # {"edge_index", "positions", "spot_ids"}
 
 
 def patches_in_order(section: str, patches: Mapping[str, np.ndarray], spot_ids: np.ndarray) -> np.ndarray:
-    """The patches of ``spot_ids``, in that order, joined by spot id.
+    """The patches (or features) of ``spot_ids``, in that order, joined by spot id.
 
     Raises:
         SectionDataError: a spot without a patch (patches older than the graph: rerun patching).
     """
+    kind = "features" if isinstance(patches, Mapping) and "features" in patches else "patches"
+    rerun = "rerun the features pipeline" if kind == "features" else "rerun patching"
     if not isinstance(patches, Mapping) or "spot_ids" not in patches:
-        raise SectionDataError(None, section, "stored patches carry no spot ids (an older layout); rerun patching")
+        raise SectionDataError(None, section, f"stored {kind} carry no spot ids (an older layout); {rerun}")
     row = {str(s): i for i, s in enumerate(np.asarray(patches["spot_ids"]).astype(str))}
     absent = [s for s in spot_ids if s not in row]
     if absent:
-        raise SectionDataError(None, section, f"no patch for spots {absent[:5]} of the spot graph; rerun patching")
+        raise SectionDataError(None, section, f"no {kind} for spots {absent[:5]} of the spot graph; {rerun}")
     order = np.fromiter((row[s] for s in spot_ids), dtype=np.int64, count=len(spot_ids))
-    stored = np.asarray(patches["patches"])
+    stored = np.asarray(patches[kind])
     return stored if np.array_equal(order, np.arange(len(stored))) else stored[order]
 
 
@@ -83,9 +88,11 @@ def section_example(
     normalised = normalised[spot_ids]
     counts = normalised.layers["counts"]
     counts = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
+    by_features = "features" in arrays.patches
     example = SectionExample(
         section_id=section,
-        patches=patches,
+        patches=None if by_features else patches,
+        features=patches.astype(np.float32) if by_features else None,
         positions=np.asarray(graph["positions"], dtype=np.int64),
         edge_index=np.asarray(graph["edge_index"], dtype=np.int64),
         targets=np.asarray(normalised.X, dtype=np.float32),

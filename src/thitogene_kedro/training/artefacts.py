@@ -38,6 +38,9 @@ class InputSettings(BaseModel):
     # size: inference cuts patches of the same physical size from a new slide. None: a model file
     # written before it was stored.
     mpp: float | None = Field(None, gt=0)
+    # the frozen encoder whose features the model takes (thitogene_head, linear_probe): its name,
+    # weights SHA-256, width, input and field (EncoderIdentity); None for models on patches
+    encoder: dict[str, Any] | None = None
 
     @property
     def patch_size(self) -> int:
@@ -85,7 +88,8 @@ class TrainedModel:
             "fold": self.fold.name, "training_sections": list(self.fold.train), "n_genes": len(self.genes),
             "normalisation": self.inputs.normalisation.model_dump(mode="json"),
             "patch_px": self.inputs.patch_size, "graph_k": self.inputs.graph.k,
-        }  # fmt: skip
+        } | ({"encoder": self.inputs.encoder["name"], "encoder_weights_sha256": self.inputs.encoder["weights_sha256"]}
+             if self.inputs.encoder else {})  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,4 +121,6 @@ class TrainedModel:
 
 def network_for(spec: ModelSpec, genes: list[str], inputs: InputSettings) -> torch.nn.Module:
     """A freshly initialised network for ``genes`` with the data side's patch size and position table."""
-    return build_model(spec, len(genes), patch_size=inputs.patch_size, position_table_size=inputs.position_table_size)
+    feature_dim = int(inputs.encoder["dim"]) if inputs.encoder else None
+    return build_model(spec, len(genes), patch_size=inputs.patch_size, position_table_size=inputs.position_table_size,
+                       feature_dim=feature_dim)  # fmt: skip

@@ -171,9 +171,34 @@ def fit(
 
     The model must be freshly built after :func:`seed_everything` ``(settings.seed)``.
     """
-    spots_per_step = max((len(e.patches) for e in train), default=0) * settings.sections_per_step
+    if getattr(model, "fits_in_closed_form", False):
+        return _fit_closed_form(model, train, settings, _Checkpoints(checkpoints, fingerprint))
+    spots_per_step = max((e.n_spots for e in train), default=0) * settings.sections_per_step
     with reuse_freed_host_memory(resolve_host_memory_reuse(settings.reuse_freed_host_memory, spots_per_step)):
         return _fit(model, train, validation, settings, _Checkpoints(checkpoints, fingerprint))
+
+
+def _fit_closed_form(model, train: Sequence[SectionExample], settings: LoopSettings, checkpoints) -> LoopResult:
+    """A model fitted in closed form (the linear probe): one fit on the training sections, recorded
+    as epoch 1 (its training MSE), with a completed checkpoint like any trained fold."""
+    saved = checkpoints.saved(settings.label)
+    if saved is not None and saved.complete:
+        return _reused(saved, model, settings)
+    logger.info("%s: fitting%s", settings.label, f" ({settings.description})" if settings.description else "")
+    started = time.perf_counter()
+    details = model.fit_closed_form(train)
+    seconds = time.perf_counter() - started
+    model.to(settings.device)
+    record = {"epoch": 1, "train_loss": evaluate_loss(model, train, settings), "seconds": seconds,
+              "spots_per_second": sum(e.n_spots for e in train) / max(seconds, 1e-9)}  # fmt: skip
+    record |= {k: float(v) for k, v in details.items() if isinstance(v, int | float)}
+    for listener in (settings.on_epoch, EPOCH_LISTENER.get()):
+        if listener is not None:
+            listener(record)
+    kept = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    checkpoints.save(1, complete=True, model=kept, kept=kept, history=[record], best_epoch=1, stopped_early=False,
+                     peak_gpu_memory_mib=None)  # fmt: skip
+    return LoopResult(kept, [record], 1, False, None, None)
 
 
 @dataclass
@@ -299,7 +324,7 @@ def _epochs(model, optimiser, data: tuple[Sequence, Sequence], settings: LoopSet
     (or an early stop), checkpointing as set."""
     train, validation = data
     progress_every = settings.progress_every or max(1, settings.epochs // 5)
-    n_spots = sum(len(e.patches) for e in train)
+    n_spots = sum(e.n_spots for e in train)
     for epoch in range(state.start_epoch, settings.epochs + 1):
         started = time.perf_counter()
         losses = _train_epoch(model, optimiser, train, settings, epoch)
@@ -363,7 +388,7 @@ def predict(
     """Eval-mode predictions ``(N, G)`` per section, one section at a time."""
     model.to(device).eval()
     out = []
-    reuse = resolve_host_memory_reuse(reuse_host_memory, max((len(e.patches) for e in examples), default=0))
+    reuse = resolve_host_memory_reuse(reuse_host_memory, max((e.n_spots for e in examples), default=0))
     with torch.no_grad(), reuse_freed_host_memory(reuse):
         for example in examples:
             batch = collate_sections([example]).to(device)

@@ -8,6 +8,7 @@ import json
 import anndata as ad
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import yaml
 from mlflow import MlflowClient
@@ -76,3 +77,34 @@ def test_features_are_computed_once_per_encoder_and_section(project_copy, tmp_pa
     run_features(project_copy)
     keys = sorted(p.name for p in (project_copy / "data" / "04_feature" / "encoder_features").iterdir())
     assert len(keys) == 2 and identity["key"] in keys
+
+
+def test_the_spatial_head_and_the_probe_train_score_and_register_on_features(project_copy, tmp_path):
+    """feature_training on the demo: features once, then THItoGene's spatial head and the linear
+    probe through the same folds, held-out scores and registry, each carrying its encoder."""
+    _, weights = small_weights(tmp_path, "uni")
+    use_encoder(project_copy, weights)
+    client = MlflowClient()
+    for model in ("thitogene_head", "linear_probe"):
+        params = {"training": {"epochs": 2, "cv": {"folds": ["SYN_A1"]}, "model": {"name": model, "preset": "small"}}}
+        with kedro_session(project_copy, runtime_params=params) as session:
+            session.run(pipeline_names=["feature_training"])
+        scores = pd.read_csv(project_copy / "data" / "08_reporting" / "fold_SYN_A1" / "test_scores.csv")
+        assert scores["section"].tolist() == ["SYN_A1"] and np.isfinite(scores["pcc_mean"]).all()
+        version = client.get_model_version_by_alias(f"synthetic_{model}_uni", "champion")
+        run = client.get_run(version.run_id)
+        assert run.data.params["training.model.name"] == model
+    identity = json.loads((project_copy / "data" / "04_feature" / "encoder_identity.json").read_text())
+    report = pd.read_csv(project_copy / "data" / "08_reporting" / "features_report.csv")
+    assert set(report["status"]) <= {"cached", "skipped: no image"}  # the second model reused the features
+    predictions = ad.read_h5ad(project_copy / "data" / "07_model_output" / "fold_SYN_A1" / "test_predictions.h5ad")
+    model_uns = predictions.uns["provenance"]["model"]
+    assert model_uns["encoder"] == "uni" and model_uns["encoder_weights_sha256"] == identity["weights_sha256"]
+
+    # a model on patches in the features pipeline (and the reverse) is one line naming the fix
+    wrong = {"training": {"epochs": 1, "cv": {"folds": ["SYN_A1"]}, "model": {"name": "thitogene", "preset": "small"}}}
+    with kedro_session(project_copy, runtime_params=wrong) as session:
+        with pytest.raises(
+            Exception, match=r"takes patches, this pipeline gives features; run it with kedro run --pipelines training"
+        ):
+            session.run(pipeline_names=["feature_training"])

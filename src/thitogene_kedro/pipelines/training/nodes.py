@@ -51,14 +51,25 @@ Loaders = Mapping[str, Callable[[], Any]]
 
 
 def input_settings(
-    preprocessing: PreprocessingParams, patching: PatchingParams, graph_building: GraphBuildingParams
+    preprocessing: PreprocessingParams,
+    patching: PatchingParams,
+    graph_building: GraphBuildingParams,
+    encoder_identity: dict[str, Any] | None = None,
 ) -> InputSettings:
-    """The settings every fold's inputs are made with; stored with each trained model."""
+    """The settings every fold's inputs are made with; stored with each trained model
+    (``encoder_identity``: the frozen encoder of a model on features)."""
     return InputSettings(
         normalisation=PreprocessingParams.model_validate(preprocessing).normalisation,
         patching=PatchingParams.model_validate(patching),
         graph=GraphBuildingParams.model_validate(graph_building),
+        encoder=dict(encoder_identity) if encoder_identity else None,
     )
+
+
+def select_encoder_features(encoder_features: Loaders, encoder_identity: dict[str, Any]) -> dict[str, Callable]:
+    """``{section: load}`` of the features of this encoder and these weights (its cache key)."""
+    prefix = f"{encoder_identity['key']}/"
+    return {key.removeprefix(prefix): load for key, load in encoder_features.items() if key.startswith(prefix)}
 
 
 def define_fold(folds: FoldPlan, fold_name: str) -> Fold:
@@ -183,6 +194,13 @@ def train_fold(
     train = [p.example for p in inputs.train]
     seed_everything(training.seed)
     network = network_for(training.model, inputs.genes, inputs.settings)
+    given = "features" if inputs.settings.encoder else "patches"
+    if network.input_kind != given:
+        pipeline = "feature_training" if network.input_kind == "features" else "training"
+        raise ProjectError(
+            f"{inputs.fold.name}: training.model.name={training.model.name} takes {network.input_kind}, this pipeline "
+            f"gives {given}; run it with kedro run --pipelines {pipeline}"
+        )
     n_parameters = int(sum(p.numel() for p in network.parameters()))
     fingerprint = _fingerprint(
         inputs.fold.model_dump(mode="json"), inputs.genes, network.config.model_dump(),
@@ -191,7 +209,7 @@ def train_fold(
     )  # fmt: skip
     settings = dataclasses.replace(settings, description=(
         f"{training.model.name} {training.model.preset} ({n_parameters} parameters), {len(train)} sections, "
-        f"{sum(len(e.patches) for e in train)} spots, {len(inputs.genes)} genes; device {settings.device}, "
+        f"{sum(e.n_spots for e in train)} spots, {len(inputs.genes)} genes; device {settings.device}, "
         f"{settings.precision}"
     ))  # fmt: skip
     result = fit(network, train, [p.example for p in inputs.validation], settings, checkpoints, fingerprint)
@@ -287,7 +305,8 @@ def package_model(
     raw_sections: Loaders,
     training: TrainingParams,
 ) -> SpotExpressionPredictor:
-    """The final model as a pyfunc, named ``<data source>_<model>`` unless ``training.registry.name`` is set."""
+    """The final model as a pyfunc, named ``<data source>_<model>`` (``_<encoder>`` after it for a
+    model on frozen features) unless ``training.registry.name`` is set."""
     if model.fold.name != FINAL:
         raise ValueError("only the final model (trained on every section) is registered")
     return _predictor(model, raw_sections, training)
@@ -303,5 +322,6 @@ def _predictor(
 ) -> SpotExpressionPredictor:
     training = TrainingParams.model_validate(training)
     source = getattr(getattr(raw_sections, "source", None), "source", "data")
-    name = (training.registry.name or f"{source}_{training.model.name}") + suffix
+    encoder = f"_{model.inputs.encoder['name']}" if model.inputs.encoder else ""
+    name = (training.registry.name or f"{source}_{training.model.name}{encoder}") + suffix
     return SpotExpressionPredictor(model, registered_name=name)

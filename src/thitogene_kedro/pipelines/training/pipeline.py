@@ -20,10 +20,15 @@ SHARED_INPUTS = {
     "preprocessed_sections",
     "run_provenance",
     "section_patches",
+    "spot_features",
+    "encoder_identity",
     "spot_graphs",
     "gene_statistics",
     "gene_list",
 }
+# What a spot is given as: its patches (the training pipeline) or the features of a frozen encoder
+# (feature_training; docs/encoders.md).
+SPOT_INPUTS = {"patches": "section_patches", "features": "spot_features"}
 SHARED_PARAMETERS = {
     "params:folds", "params:preprocessing", "params:patching", "params:graph_building", "params:training",
     "params:evaluation",
@@ -61,13 +66,15 @@ def _held_out_nodes(register: bool) -> list[Node]:
     return steps
 
 
-def fold_pipeline(fold: Fold, register: bool = False) -> Pipeline:
-    """The nodes of one fold in namespace ``fold.name``: its datasets are ``<fold>.genes``, ``<fold>.model``..."""
+def fold_pipeline(fold: Fold, register: bool = False, spots: str = "patches") -> Pipeline:
+    """The nodes of one fold in namespace ``fold.name``: its datasets are ``<fold>.genes``, ``<fold>.model``...
+    ``spots``: ``patches`` or ``features`` (:data:`SPOT_INPUTS`)."""
+    encoder = ["encoder_identity"] if spots == "features" else []
     steps = [
         Node(_bound(nodes.define_fold, fold_name=fold.name), "params:folds", "fold", name="define_fold"),
         Node(
             nodes.input_settings,
-            ["params:preprocessing", "params:patching", "params:graph_building"],
+            ["params:preprocessing", "params:patching", "params:graph_building", *encoder],
             "input_settings",
             name="input_settings",
         ),
@@ -79,7 +86,7 @@ def fold_pipeline(fold: Fold, register: bool = False) -> Pipeline:
         ),
         Node(
             nodes.build_fold_inputs,
-            ["fold", "genes", "raw_sections", "section_patches", "spot_graphs", "input_settings"],
+            ["fold", "genes", "raw_sections", SPOT_INPUTS[spots], "spot_graphs", "input_settings"],
             "inputs",
             name="build_fold_inputs",
         ),
@@ -96,11 +103,17 @@ def fold_pipeline(fold: Fold, register: bool = False) -> Pipeline:
     return Pipeline(steps, namespace=fold.name, inputs=SHARED_INPUTS & used, parameters=SHARED_PARAMETERS & used)
 
 
-def create_pipeline(folds: list[Fold] | tuple[Fold, ...] = (), register_folds: bool = False, **kwargs) -> Pipeline:
-    """The training pipeline for ``folds``; ``register_folds`` adds a registration per tested fold."""
+def create_pipeline(
+    folds: list[Fold] | tuple[Fold, ...] = (), register_folds: bool = False, spots: str = "patches", **kwargs
+) -> Pipeline:
+    """The training pipeline for ``folds``; ``register_folds`` adds a registration per tested fold;
+    ``spots: features`` trains the models on frozen-encoder features (after the features pipeline)."""
     pipeline = Pipeline([])
+    if spots == "features":
+        pipeline += Pipeline([Node(nodes.select_encoder_features, ["encoder_features", "encoder_identity"],
+                                   "spot_features", name="select_encoder_features")])  # fmt: skip
     for fold in folds:
-        pipeline += fold_pipeline(fold, register=register_folds and bool(fold.test))
+        pipeline += fold_pipeline(fold, register=register_folds and bool(fold.test), spots=spots)
     tested = [f for f in folds if f.test]
     if tested:
         pipeline += Pipeline(
