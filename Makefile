@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test test-model-rebuild test-all-sections lint format viz viz-build her2st study study-gpu model-summary bench gpu-check lock clean-data mlflow-server postgres-local ui serve
+.PHONY: install run test test-model-rebuild lint format viz viz-build her2st study study-gpu model-summary bench gpu-check lock clean-data mlflow-server postgres-local ui serve
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -28,11 +28,6 @@ test-model-rebuild: $(STAMP)
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 	PATH="$(abspath $(BIN)):$$PATH" THITOGENE_TEST_MODEL_REBUILD=1 $(BIN)/pytest -p no:cacheprovider \
 		"tests/pipelines/training/test_pipeline.py::test_the_registered_model_rebuilds_its_environment_and_predicts_from_a_clean_folder"
-
-# Every one of the 35 real her2st sections through the reader (the suite reads six with the copy's quirks).
-test-all-sections: $(STAMP)
-	THITOGENE_TEST_ALL_SECTIONS=1 $(BIN)/pytest -p no:cacheprovider \
-		"tests/integration/test_her2st_real.py::test_every_section_is_listed_and_the_quirky_ones_read_for_counts"
 
 # The MLflow UI and the REST server on this project's store, without activating the venv (both
 # start programs from PATH). MLFLOW_TRACKING_URI wins when set; else the project's mlflow.db.

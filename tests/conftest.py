@@ -160,14 +160,9 @@ def empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory, name: str = "ml
 
 @pytest.fixture(autouse=True)
 def _isolated_mlflow(tmp_path_factory, monkeypatch):
-    """No test writes into the user's MLflow store, nor into an earlier test's: the variable for
-    subprocesses, and this process's MLflow (an in-process Kedro session or ``set_tracking_uri``
-    in an earlier test fixes the URI and the active experiment, which the variable no longer moves)."""
-    uri = f"sqlite:///{empty_mlflow_store(tmp_path_factory)}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    """No test writes into the user's MLflow store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{empty_mlflow_store(tmp_path_factory)}")
     monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
-    mlflow.set_tracking_uri(uri)
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
 
 
 def write_her2st_section(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 
 import numpy as np
 import pandas as pd
@@ -209,21 +208,12 @@ def test_spot_graphs_have_four_neighbours(outputs):
         assert graph["positions"].shape == (n_spots, 2) and graph["positions"].max() < 64
 
 
-# Sections that carry the copy's quirks: labels and a preview (A1), the fewest spots (C1), label rows
-# without coordinates (F1, G2), the most spots (F1), outside the paper's list (H1). All 35 take about
-# a minute on 2 cores: `make test-all-sections` (THITOGENE_TEST_ALL_SECTIONS=1) reads every one.
-QUIRKY_SECTIONS = ("A1", "B1", "C1", "F1", "G2", "H1")
-
-
-def test_every_section_is_listed_and_the_quirky_ones_read_for_counts():
+def test_all_35_sections_read_for_counts():
     table = pd.read_csv(SHARED_DATA / "her2st-sections.csv").set_index("section")
     loaders = SpatialSectionsDataset(source="her2st", path=str(HER2ST_REAL)).load()
     assert len(loaders) == 35
     genes = GENE_LIST_785.read_text().split()
-    every = os.environ.get("THITOGENE_TEST_ALL_SECTIONS") == "1"
     for name, load in loaders.items():
-        if not every and name not in QUIRKY_SECTIONS:
-            continue
         adata = load()
         assert adata.n_obs == table.loc[name, "n_spots"], name
         assert adata.uns["image"]["present"] == bool(table.loc[name, "fullres_image_present"]), name

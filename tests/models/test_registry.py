@@ -55,11 +55,19 @@ def test_hist2st_prediction_path_count():
     assert n_parameters(model.transformer) == 50_388_992
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", ["hist2st", "histogene", "thitogene"])
 @pytest.mark.parametrize("preset", ["paper_her2st", "paper_cscc", "reference_her2st", "reference_cscc", "small"])
 def test_every_preset_builds(name, preset):
     model = meta_model(name, preset, 50)
     assert model.n_genes == 50 and model.model_name == name
+
+
+@pytest.mark.parametrize("name", ["thitogene_head", "linear_probe"])
+@pytest.mark.parametrize("preset", ["paper_her2st", "paper_cscc", "small"])
+def test_every_preset_of_the_models_on_features_builds(name, preset):
+    assert set(PRESETS) >= {"thitogene_head", "linear_probe"}
+    model = build_model({"name": name, "preset": preset}, 50, feature_dim=32)
+    assert model.n_genes == 50 and model.model_name == name and model.input_kind == "features"
 
 
 def test_overrides_merge_into_the_preset():

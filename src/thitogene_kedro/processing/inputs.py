@@ -56,7 +56,8 @@ def patches_in_order(section: str, patches: Mapping[str, np.ndarray], spot_ids: 
     row = {str(s): i for i, s in enumerate(np.asarray(patches["spot_ids"]).astype(str))}
     absent = [s for s in spot_ids if s not in row]
     if absent:
-        raise SectionDataError(None, section, f"no {kind} for spots {absent[:5]} of the spot graph; {rerun}")
+        label = "features" if kind == "features" else "patch"
+        raise SectionDataError(None, section, f"no {label} for spots {absent[:5]} of the spot graph; {rerun}")
     order = np.fromiter((row[s] for s in spot_ids), dtype=np.int64, count=len(spot_ids))
     stored = np.asarray(patches[kind])
     return stored if np.array_equal(order, np.arange(len(stored))) else stored[order]
