@@ -3,21 +3,12 @@ markdown file between a pair of markers."""
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 from thitogene_kedro import markdown_blocks
+from thitogene_kedro.provenance import cpu_name
 
-
-def cpu_name() -> str:
-    """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+__all__ = ["cpu_name", "write_block"]
 
 
 def write_block(path: Path, text: str, name: str = "bench") -> None:

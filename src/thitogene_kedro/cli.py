@@ -318,8 +318,8 @@ def run_study(env: str | None, params: str | None, devices: str, parallel: int, 
     with _session(project, env, runtime) as session:
         session.run(pipeline_names=DATA_PIPELINES.split(","))
     catalog = studies.per_run_suffix(lambda p: _config_loader(project, env, p)["catalog"])
-    recorded = studies.records.read_records(run.study.record_folder(project), [job.run_name for job in run.jobs])
-    todo = studies.pending(run.jobs, set(finished_runs(run.study.experiment)), set(recorded))
+    recorded = studies.records.recorded(run.study.record_folder(project), [job.run_name for job in run.jobs])
+    todo = studies.pending(run.jobs, set(finished_runs(run.study.experiment)), recorded)
     if devices == "cpu" and parallel == 1:
         failed = studies.run_in_process(run, todo, _session, catalog)
     else:

@@ -16,6 +16,17 @@ import thitogene_kedro
 KEY_PACKAGES = ("torch", "numpy", "scipy", "pandas", "anndata", "scanpy", "kedro", "kedro-mlflow", "mlflow")
 
 
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def git_commit(path: Path) -> tuple[str, bool] | None:
     """``(commit, dirty)`` of the git checkout at ``path``, or None outside one."""
     try:

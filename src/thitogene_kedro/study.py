@@ -377,13 +377,13 @@ def commit_text(project: Path) -> str:
 
 def record_finished(
     run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], jobs: Sequence[Job] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Record each of ``jobs`` (all by default) that is FINISHED in MLflow and not yet recorded;
-    returns every record of the study's jobs."""
+) -> None:
+    """Record each of ``jobs`` (all by default) that is FINISHED in MLflow and has no record yet."""
     folder = run.study.record_folder(run.project)
-    recorded = records.read_records(folder, [job.run_name for job in run.jobs])
+    candidates = list(jobs or run.jobs)
+    done = records.recorded(folder, [job.run_name for job in candidates])
     finished = finished_runs(run.study.experiment)
-    for job in [j for j in jobs or run.jobs if j.run_name in finished and j.run_name not in recorded]:
+    for job in [j for j in candidates if j.run_name in finished and j.run_name not in done]:
         scores, history = (job_dataset(run, catalog_config, job, e) for e in ("test_gene_scores", "history"))
         if not (scores.exists() and history.exists()):
             logger.warning("study: %s is FINISHED in MLflow but its gene scores or history are not in this "
@@ -400,8 +400,6 @@ def record_finished(
         }
         record = records.job_record(job, held_out, scores.load(), history.load(), origin)
         logger.info("study: recorded %s in %s", job.run_name, records.write_record(folder, record))
-        recorded[job.run_name] = record
-    return recorded
 
 
 def provenance(run: StudyRun, command: str) -> dict[str, str]:
@@ -453,7 +451,8 @@ def summarise(
     """Record the study's finished runs, compute its results from the records, log them as the
     summary run and write ``write``."""
     catalog_config = per_run_suffix(catalog_config)
-    recorded = record_finished(run, catalog_config)
+    record_finished(run, catalog_config)
+    recorded = records.read_records(run.study.record_folder(run.project), [job.run_name for job in run.jobs])
     results = summarise_study(records.section_scores(recorded), run.study.reference, run.study.chosen_variants)
     genes = top_genes(records.gene_scores(recorded), run.study.top_genes)
     figures = study_figures(run, catalog_config, recorded, genes)

@@ -21,22 +21,12 @@ from typing import Any
 
 import pandas as pd
 
+from thitogene_kedro.provenance import cpu_name
 from thitogene_kedro.sweep import Job
 
 RECORD_FORMAT = 1
 GENE_COLUMNS = ("section", "gene", "pcc", "neg_log10_p")
 DIGITS = 6
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_origin() -> dict[str, str]:
@@ -93,6 +83,11 @@ def write_record(folder: Path, record: Mapping[str, Any]) -> Path:
     partial.write_text(json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n")
     partial.replace(path)
     return path
+
+
+def recorded(folder: Path, run_names: Iterable[str]) -> set[str]:
+    """The names among ``run_names`` that have a record file in ``folder`` (read by :func:`read_records`)."""
+    return {name for name in run_names if record_path(folder, name).is_file()}
 
 
 def read_records(folder: Path, run_names: Iterable[str]) -> dict[str, dict[str, Any]]:

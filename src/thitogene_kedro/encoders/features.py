@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 class FeatureParams(BaseModel):
-    """``features`` (``conf/base/parameters_features.yml``): the encoder and how it runs."""
+    """``features`` (``conf/base/parameters_features.yml``): how the encoder runs (the encoder and its
+    weights are the catalog's ``frozen_encoder``)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -41,9 +41,6 @@ class EncoderIdentity:
         """``<name>-<first 12 hex digits of the weights hash>``: the feature cache's folder."""
         return f"{self.name}-{self.weights_sha256[:12]}"
 
-    def as_tags(self) -> dict[str, str]:
-        return {f"encoder.{k}": str(v) for k, v in self.__dict__.items()}
-
 
 def sha256_of(path: Path) -> str:
     """The file's SHA-256, read in 16 MiB chunks."""
@@ -56,7 +53,7 @@ def sha256_of(path: Path) -> str:
 
 def weights_file(spec: EncoderSpec, weights: str | Path) -> Path:
     """The weights file ``weights`` names: the file itself, or in a folder (a Hugging Face download)
-    the spec's file name or the folder's only ``.safetensors``/``.bin`` file."""
+    the spec's file name, else ``model.safetensors``, else ``pytorch_model.bin``."""
     path = Path(weights).expanduser()
     if path.is_dir():
         candidates = [path / spec.weights_file, path / "model.safetensors", path / "pytorch_model.bin"]

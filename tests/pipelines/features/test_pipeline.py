@@ -4,6 +4,7 @@ every section once; a second run finds them cached; another weights file gets it
 from __future__ import annotations
 
 import json
+import os
 
 import anndata as ad
 import numpy as np
@@ -25,6 +26,11 @@ def use_encoder(project, weights) -> None:
     catalog = {"frozen_encoder": {"type": "thitogene_kedro.datasets.FrozenEncoderDataset", "encoder": "uni",
                                   "weights": str(weights), "overrides": SMALL}}  # fmt: skip
     (project / "conf" / "local" / "catalog.yml").write_text(yaml.safe_dump(catalog))
+
+
+def store_client() -> MlflowClient:
+    """The test's store (this process's MLflow may still point at an earlier test's)."""
+    return MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
 
 
 def run_features(project) -> None:
@@ -56,8 +62,9 @@ def test_features_are_computed_once_per_encoder_and_section(project_copy, tmp_pa
         )
     np.testing.assert_allclose(stored["features"], expected, rtol=1e-5, atol=1e-5)
     assert stored["spot_ids"].tolist() == adata.obs_names.tolist() and stored["features"].shape == (adata.n_obs, 48)
-    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("thitogene_kedro").experiment_id])
-    artifacts = {a.path for a in MlflowClient().list_artifacts(runs[0].info.run_id, "features")}
+    client = store_client()
+    runs = client.search_runs([client.get_experiment_by_name("thitogene_kedro").experiment_id])
+    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "features")}
     assert {"features/encoder_identity.json", "features/features_report.csv"} <= artifacts
 
     # a second run encodes nothing; other weights get their own partitions
@@ -84,7 +91,7 @@ def test_the_spatial_head_and_the_probe_train_score_and_register_on_features(pro
     probe through the same folds, held-out scores and registry, each carrying its encoder."""
     _, weights = small_weights(tmp_path, "uni")
     use_encoder(project_copy, weights)
-    client = MlflowClient()
+    client = store_client()
     for model in ("thitogene_head", "linear_probe"):
         params = {"training": {"epochs": 2, "cv": {"folds": ["SYN_A1"]}, "model": {"name": model, "preset": "small"}}}
         with kedro_session(project_copy, runtime_params=params) as session:

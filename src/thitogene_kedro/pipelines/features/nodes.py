@@ -26,19 +26,23 @@ logger = logging.getLogger(__name__)
 
 
 def _encode(
-    name: str, adata: ad.AnnData, image: Callable[[], SlideImage], encoder: FrozenEncoder, params: FeatureParams,
-    step: tuple[int, int],
+    name: str, section: Callable[[], ad.AnnData], image: Callable[[], SlideImage], encoder: FrozenEncoder,
+    params: FeatureParams, step: tuple[int, int],
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """One section's partition, computed when the dataset saves it (one section in memory at a time)."""
+    """One section's partition, read and computed when the dataset saves it (one section in memory
+    at a time)."""
     k, n = step
+    adata = section()
+    mpp = section_mpp(adata)
+    logger.info("Features %d of %d: section %s, %d spots, %d px of the slide per patch", k, n, name, adata.n_obs,
+                read_size(encoder, mpp))  # fmt: skip
 
     def progress(done: int, total: int) -> None:
         if done == total or done // params.batch_size % 10 == 0:
             logger.info("Features %d of %d: section %s, %d of %d spots", k, n, name, done, total)
 
     with image() as slide:
-        features = section_features(encoder, slide, np.asarray(adata.obsm["spatial"]), section_mpp(adata), params,
-                                    progress)  # fmt: skip
+        features = section_features(encoder, slide, np.asarray(adata.obsm["spatial"]), mpp, params, progress)
     return {"features": features, "spot_ids": np.asarray(adata.obs_names, dtype=str)}
 
 
@@ -58,23 +62,23 @@ def encode_sections(
     params = FeatureParams.model_validate(params)
     encoder.to(resolve_device(params.device))
     key = encoder.identity.key
-    todo, rows = {}, []
-    names = sorted(preprocessed_sections)
-    for name in names:
+    todo, rows = [], []
+    for name in sorted(preprocessed_sections):
         if name not in raw_images:
             logger.warning("Features: skipping section %s: it has no full-resolution image", name)
             rows.append({"section": name, "status": "skipped: no image"})
         elif f"{key}/{name}" in cached:
             rows.append({"section": name, "status": "cached"})
         else:
-            todo[name] = preprocessed_sections[name]()
-            rows.append({"section": name, "status": "computed", "spots": todo[name].n_obs,
-                         "read_px": read_size(encoder, section_mpp(todo[name]))})  # fmt: skip
+            todo.append(name)
+            rows.append({"section": name, "status": "computed"})
     cached_count = sum(r["status"] == "cached" for r in rows)
     logger.info("Features (%s): %d sections to encode, %d already cached", key, len(todo), cached_count)
     partitions = {
-        f"{key}/{name}": partial(_encode, name, adata, raw_images[name], encoder, params, (k, len(todo)))
-        for k, (name, adata) in enumerate(todo.items(), start=1)
+        f"{key}/{name}": partial(
+            _encode, name, preprocessed_sections[name], raw_images[name], encoder, params, (k, len(todo))
+        )
+        for k, name in enumerate(todo, start=1)
     }
     identity = {**encoder.identity.__dict__, "key": key, "field_um": encoder.spec.field_um,
                 "pooling": encoder.spec.pooling, "architecture": encoder.spec.architecture}  # fmt: skip
