@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import anndata as ad
 import mlflow
 import numpy as np
@@ -81,6 +83,8 @@ def test_comparison_pairs_sections_with_an_earlier_run_and_tests_them():
     earlier = sections.assign(
         pcc_mean=[0.20, 0.22, 0.30, 0.31, 0.10, 0.30], model="histogene/small", pcc_top_expressed=0.0, mse=1.0
     )
+    # this test's own (empty) store: an earlier test in this process may have fixed MLflow's URI
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     experiment = mlflow.set_experiment("thitogene_kedro")
     with mlflow.start_run(experiment_id=experiment.experiment_id) as old:
         mlflow.set_tag("data_source", "synthetic")
