@@ -5,7 +5,7 @@ from thitogene_kedro.datasets.atomic_partitions import AtomicPartitionedDataset,
 from thitogene_kedro.datasets.checkpoint_dataset import CheckpointDataset
 from thitogene_kedro.datasets.earlier_runs_dataset import EarlierRuns, EarlierRunsDataset
 from thitogene_kedro.datasets.figure_dataset import FigureDataset
-from thitogene_kedro.datasets.frozen_encoder_dataset import FrozenEncoderDataset
+from thitogene_kedro.datasets.frozen_encoder_dataset import EncoderWeightsDataset, FrozenEncoderDataset
 from thitogene_kedro.datasets.gene_list_dataset import GeneListDataset
 from thitogene_kedro.datasets.inference_datasets import RegistryModelDataset, SlideImageDataset, SpotTableDataset
 from thitogene_kedro.datasets.numpy_dataset import NumpyDataset
@@ -27,6 +27,7 @@ __all__ = [
     "EarlierRunsDataset",
     "FigureDataset",
     "FigureFolderDataset",
+    "EncoderWeightsDataset",
     "FrozenEncoderDataset",
     "GeneListDataset",
     "NumpyDataset",

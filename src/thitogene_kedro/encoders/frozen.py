@@ -17,9 +17,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
-from thitogene_kedro.encoders.specs import EncoderSpec
+from thitogene_kedro.encoders.specs import EncoderSpec, encoder_spec
+from thitogene_kedro.errors import ProjectError
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 HASH_CHUNK = 1 << 24
@@ -132,6 +134,45 @@ def load_encoder(spec: EncoderSpec, weights: str | Path, overrides: Mapping[str,
         ",".join(f"{k}={v}" for k, v in sorted((overrides or {}).items())),
     )  # fmt: skip
     return FrozenEncoder(spec, model, identity)
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """``EncoderIdentity.overrides`` (``"depth=2,embed_dim=64"``) back as keyword arguments."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item]
+    return {key: yaml.safe_load(value) for key, value in pairs}
+
+
+@dataclass(frozen=True)
+class EncoderWeights:
+    """A local weights file or folder the user names (``inference.encoder_weights``), read only
+    when a model on frozen features asks for its encoder (:meth:`encoder_for`)."""
+
+    path: Path | None
+
+    def encoder_for(self, identity: Mapping[str, Any]) -> FrozenEncoder:
+        """The encoder a model was trained on (its stored ``EncoderIdentity`` as a dict), built from
+        these weights.
+
+        Raises:
+            ProjectError: no weights given, or weights whose hash is not the model's (features of
+                other weights mean nothing to the model).
+        """
+        spec = encoder_spec(str(identity["name"]))
+        expected = str(identity["weights_sha256"])
+        if self.path is None:
+            raise ProjectError(
+                f"the model predicts from {spec.name} features (weights sha256 {expected[:12]}…): give the weights it "
+                f"was trained with, inference.encoder_weights=<file or folder>; {spec.how_to_get()}"
+            )
+        encoder = load_encoder(spec, self.path, parse_overrides(str(identity.get("overrides", ""))))
+        found = encoder.identity.weights_sha256
+        if found != expected:
+            raise ProjectError(
+                f"inference.encoder_weights: {self.path} has sha256 {found[:12]}…, but the model was trained on "
+                f"{spec.name} weights with sha256 {expected[:12]}…: features of other weights mean nothing to it; "
+                "give the file the model was trained with"
+            )
+        return encoder
 
 
 def _feature_dim(model: nn.Module, spec: EncoderSpec) -> int:

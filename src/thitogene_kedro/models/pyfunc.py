@@ -2,7 +2,10 @@
 
 ``mlflow.pyfunc.load_model("models:/<name>@<alias>").predict({"patches": P, "positions": XY})``
 with ``P`` uint8 ``(N, H, W, 3)`` crops centred on the spots and ``XY`` the ``(N, 2)`` integer array
-coordinates returns a DataFrame of N spots × genes. Over REST a large section is sent compactly as
+coordinates returns a DataFrame of N spots × genes. A model on frozen-encoder features
+(``thitogene_head``, ``linear_probe``) takes ``"features"`` ``(N, D)`` float32 instead of patches,
+computed with the encoder and weights it was trained on (the inference pipeline does so from a
+slide); ``"encoder_weights_sha256"`` in the input, when given, must be the model's. Over REST a large section is sent compactly as
 ``patches_b64`` (base64 of the raw uint8 bytes) with ``patches_shape``: 1.33 bytes a pixel value
 instead of about 4 as JSON integers. Input the model cannot take is a :class:`ModelInputError`:
 HTTP 400 with its one-line message. The spot graph is rebuilt from the positions
@@ -27,7 +30,7 @@ from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
 from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.models.batch import SectionExample, collate_sections
-from thitogene_kedro.models.runtime import resolve_device
+from thitogene_kedro.models.runtime import module_device, resolve_device
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
 from thitogene_kedro.training.artefacts import TrainedModel
 
@@ -49,6 +52,11 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
         return list(self.trained.genes)
 
     @property
+    def encoder(self) -> dict[str, Any] | None:
+        """The identity of the frozen encoder whose features the model takes; None for models on patches."""
+        return self.trained.inputs.encoder
+
+    @property
     def graph(self):
         """The spot-graph settings the model was trained with."""
         return self.trained.inputs.graph
@@ -68,9 +76,12 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
         """A request of a few spots on a square grid (enough for the spot graph's k neighbours) in
         the compact REST form, grey patches: what a client sends, stored as the model's input example."""
         side = max(3, math.ceil(math.sqrt(self.graph.k + 2)))
+        positions = [[x, y] for y in range(side) for x in range(side)]
+        if self.encoder is not None:
+            features = np.zeros((side * side, int(self.encoder["dim"])), dtype=np.float32)
+            return {"features": features.tolist(), "positions": positions}
         size = self.trained.inputs.patch_size
         patches = np.full((side * side, size, size, 3), 200, dtype=np.uint8)
-        positions = [[x, y] for y in range(side) for x in range(side)]
         return {"patches_b64": base64.b64encode(patches.tobytes()).decode(), "patches_shape": list(patches.shape),
                 "positions": positions}  # fmt: skip
 
@@ -85,22 +96,30 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
         return ModelSignature(inputs=None, outputs=Schema([ColSpec("float", gene) for gene in self.genes]))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - MLflow's signature
-        """``{"patches": (N,H,W,3) uint8 (or ``patches_b64`` + ``patches_shape``), "positions": (N,2)
-        int[, "edge_index": (2,E)][, "spot_ids": (N,)][, "clamp_at_zero": bool]}`` → N × genes
+        """``{"patches": (N,H,W,3) uint8 (or ``patches_b64`` + ``patches_shape``; a model on features:
+        "features": (N,D) float32[, "encoder_weights_sha256": str]), "positions": (N,2) int
+        [, "edge_index": (2,E)][, "spot_ids": (N,)][, "clamp_at_zero": bool]}`` → N × genes
         (clamped at 0 unless ``clamp_at_zero`` is false: :func:`clamp_at_zero`).
 
         Raises:
             ModelInputError: input the model cannot take (served as HTTP 400 with this message).
         """
-        patches, positions = model_patches(model_input, self.trained.inputs.patch_size), model_positions(model_input)
-        if len(positions) != len(patches):
-            raise ModelInputError(f"{len(patches)} patches but {len(positions)} positions: give one position per patch")
+        if self.encoder is None:
+            spots, kind = {"patches": model_patches(model_input, self.trained.inputs.patch_size)}, "patches"
+        else:
+            spots, kind = {"features": model_features(model_input, self.encoder)}, "feature rows"
+        positions = model_positions(model_input)
+        n_given = len(next(iter(spots.values())))
+        if len(positions) != n_given:
+            raise ModelInputError(f"{n_given} {kind} but {len(positions)} positions: give one position per spot")
         edges = model_input.get("edge_index")
         if edges is None:
             edges = knn_edge_index(positions, self.graph.k, self.graph.symmetric, self.graph.self_loops)
-        example = SectionExample("input", patches, positions, np.asarray(edges, dtype=np.int64))
+        example = SectionExample(
+            "input", spots.get("patches"), positions, np.asarray(edges, dtype=np.int64), features=spots.get("features")
+        )
         model = self._built()
-        device = next(model.parameters()).device
+        device = module_device(model)
         with torch.no_grad():
             prediction = model(collate_sections([example]).to(device)).prediction[0].float().cpu().numpy()
         if bool(_scalar(model_input.get("clamp_at_zero", True))):
@@ -164,6 +183,29 @@ def model_patches(model_input: Any, patch_size: int) -> np.ndarray:
             f"got {patches.shape}"
         )
     return patches
+
+
+def model_features(model_input: Any, encoder: dict[str, Any]) -> np.ndarray:
+    """The ``(N, D)`` float32 features of a request to a model on frozen-encoder features, checked
+    against the model's encoder (width, and weights hash where the request names one)."""
+    name, dim, sha = str(encoder["name"]), int(encoder["dim"]), str(encoder["weights_sha256"])
+    if not isinstance(model_input, dict) or "features" not in model_input:
+        raise ModelInputError(
+            f"this model predicts from {name} features: give 'features' (N, {dim}) float32, computed with the "
+            f"weights it was trained on (sha256 {sha[:12]}…), and 'positions' (N, 2)"
+        )
+    given = model_input.get("encoder_weights_sha256")
+    if given is not None and str(_scalar(given)) != sha:
+        raise ModelInputError(
+            f"the features were computed with weights sha256 {str(_scalar(given))[:12]}…, but the model was trained on "
+            f"{name} weights sha256 {sha[:12]}…: compute them with the model's weights"
+        )
+    features = np.asarray(model_input["features"])
+    if features.ndim != 2 or features.shape[1] != dim or features.dtype.kind not in "iuf":
+        raise ModelInputError(f"features must be (N, {dim}) numbers ({name}), got {features.shape} {features.dtype}")
+    if not np.isfinite(features).all():
+        raise ModelInputError("features hold NaN or infinite values")
+    return features.astype(np.float32)
 
 
 def model_positions(model_input: dict[str, Any]) -> np.ndarray:

@@ -34,6 +34,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device a module's tensors are on (its first parameter's, else its first buffer's: a
+    closed-form model such as the linear probe has only buffers); CPU for a module with neither."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 natively: a CUDA GPU that supports it, or a CPU whose oneDNN
     has bf16 kernels (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than fp32."""

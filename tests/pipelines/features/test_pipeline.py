@@ -7,6 +7,7 @@ import json
 import os
 
 import anndata as ad
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,18 +15,22 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import kedro_session
+from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
 from tests.encoders.test_frozen import SMALL, small_weights
 from thitogene_kedro.datasets import SectionImagesDataset
 from thitogene_kedro.encoders import encoder_spec, load_encoder
 from thitogene_kedro.encoders.features import FeatureParams, section_features
+from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.sections.spatial_layout import section_mpp
 
 
-def use_encoder(project, weights) -> None:
-    catalog = {"frozen_encoder": {"type": "thitogene_kedro.datasets.FrozenEncoderDataset", "encoder": "uni",
-                                  "weights": str(weights), "overrides": SMALL}}  # fmt: skip
-    (project / "conf" / "local" / "catalog.yml").write_text(yaml.safe_dump(catalog))
+def use_encoder(project, weights, env: str = "local") -> None:
+    """The small encoder at ``weights`` as the run's ``frozen_encoder`` (in ``env``'s catalog)."""
+    catalog = project / "conf" / env / "catalog.yml"
+    entries = yaml.safe_load(catalog.read_text()) or {} if catalog.exists() else {}
+    entries["frozen_encoder"] = {"type": "thitogene_kedro.datasets.FrozenEncoderDataset", "encoder": "uni",
+                                 "weights": str(weights), "overrides": SMALL}  # fmt: skip
+    catalog.write_text(yaml.safe_dump(entries))
 
 
 def store_client() -> MlflowClient:
@@ -108,6 +113,38 @@ def test_the_spatial_head_and_the_probe_train_score_and_register_on_features(pro
     model_uns = predictions.uns["provenance"]["model"]
     assert model_uns["encoder"] == "uni" and model_uns["encoder_weights_sha256"] == identity["weights_sha256"]
 
+    # a new slide through the inference pipeline: features from the model's encoder, the same predictions
+    # as the stored features give the registered model; no weights, or other weights, are refused
+    spots = project_copy / "data" / "01_raw" / "synthetic" / "data" / "ST-spotfiles" / "SYN_A1_selection.tsv"
+    uri = "models:/synthetic_thitogene_head_uni@champion"
+    inference = {"inference": {"spots": str(spots), "model": uri, "encoder_weights": str(weights)}}
+    with kedro_session(project_copy, plan=False, runtime_params=inference) as session:
+        session.run(pipeline_names=["inference"])
+    predicted = ad.read_h5ad(project_copy / "data" / "07_model_output" / "inference" / "predictions.h5ad")
+    stored = dict(np.load(project_copy / "data" / "04_feature" / "encoder_features" / identity["key"] / "SYN_A1.npz"))
+    graph = np.load(project_copy / "data" / "04_feature" / "spot_graphs" / "SYN_A1.npz")
+    assert graph["spot_ids"].tolist() == stored["spot_ids"].tolist()
+    registered = mlflow.pyfunc.load_model(uri)
+    request = {"features": stored["features"], "positions": graph["positions"], "edge_index": graph["edge_index"]}
+    direct = registered.predict(request | {"encoder_weights_sha256": identity["weights_sha256"]})
+    np.testing.assert_allclose(predicted[list(graph["spot_ids"])].X, direct.to_numpy(), rtol=1e-4, atol=1e-4)
+    assert predicted.uns["provenance"]["model"]["encoder_weights_sha256"] == identity["weights_sha256"]
+    with pytest.raises(Exception, match=r"features were computed with weights sha256 0000"):
+        registered.predict(request | {"encoder_weights_sha256": "0" * 64})
+    with pytest.raises(Exception, match=r"predicts from uni features: give 'features'"):
+        registered.predict({"patches": np.zeros((9, 112, 112, 3), np.uint8), "positions": graph["positions"][:9]})
+    other = tmp_path / "other"
+    other.mkdir()
+    _, second = small_weights(other, "uni")
+    state = torch.load(second, weights_only=True)
+    torch.save(state | {"norm.weight": state["norm.weight"] * 2}, second)
+    refusals = {str(second): r"but the model was trained on uni weights with sha256", None: r"give the weights it was"}
+    for given, message in refusals.items():
+        refused = {"inference": {"spots": str(spots), "model": uri, "encoder_weights": given}}
+        with kedro_session(project_copy, plan=False, runtime_params=refused) as session:
+            with pytest.raises(ProjectError, match=message):
+                session.run(pipeline_names=["inference"])
+
     # a model on patches in the features pipeline (and the reverse) is one line naming the fix
     wrong = {"training": {"epochs": 1, "cv": {"folds": ["SYN_A1"]}, "model": {"name": "thitogene", "preset": "small"}}}
     with kedro_session(project_copy, runtime_params=wrong) as session:
@@ -115,3 +152,47 @@ def test_the_spatial_head_and_the_probe_train_score_and_register_on_features(pro
             Exception, match=r"takes patches, this pipeline gives features; run it with kedro run --pipelines training"
         ):
             session.run(pipeline_names=["feature_training"])
+
+
+@pytest.mark.skipif(not HER2ST_REAL.is_dir(), reason="real her2st copy (../shared/data/her2st) not present")
+def test_on_real_her2st_sections_features_train_register_and_predict_a_slide(project_copy, tmp_path, monkeypatch):
+    """her2st environment, three real sections with images, the 785 paper genes, a small encoder:
+    features → spatial head and linear probe → held-out scores → registry → the real C3 slide
+    through the inference pipeline, which recomputes the features the model was trained on."""
+    monkeypatch.setenv("HER2ST_DIR", str(HER2ST_REAL))
+    monkeypatch.setenv("HER2ST_GENE_LIST", str(GENE_LIST_785))
+    _, weights = small_weights(tmp_path, "uni")
+    use_encoder(project_copy, weights, env="her2st")
+    data = project_copy / "data"
+    for model in ("thitogene_head", "linear_probe"):
+        params = {"preprocessing": {"sections": "B4 C2 C3"},
+                  "training": {"epochs": 2, "cv": {"folds": ["C3"]}, "model": {"name": model, "preset": "small"}}}  # fmt: skip
+        with kedro_session(project_copy, env="her2st", runtime_params=params) as session:
+            session.run(pipeline_names=["feature_training"])
+        scores = pd.read_csv(data / "08_reporting" / "fold_C3" / "test_scores.csv")
+        assert scores["spots"].tolist() == [180] and scores["genes"].tolist() == [785]
+        assert np.isfinite(scores["pcc_mean"]).all()
+    identity = json.loads((data / "04_feature" / "encoder_identity.json").read_text())
+    stored = dict(np.load(data / "04_feature" / "encoder_features" / identity["key"] / "C3.npz"))
+    assert stored["features"].shape == (180, SMALL["embed_dim"])
+
+    graph = np.load(data / "04_feature" / "spot_graphs" / "C3.npz")
+    table = pd.read_csv(HER2ST_REAL / "data" / "ST-spotfiles" / "C3_selection.tsv", sep="\t")
+    ids = table["x"].round().astype(int).astype(str) + "x" + table["y"].round().astype(int).astype(str)
+    spots = tmp_path / "C3_counted_selection.tsv"  # the spots that have counts (the spot file lists 2 more)
+    table[ids.isin(graph["spot_ids"])].to_csv(spots, sep="\t", index=False)
+    image = next((HER2ST_REAL / "data" / "ST-imgs" / "C" / "C3").iterdir())
+    for model in ("thitogene_head", "linear_probe"):
+        uri = f"models:/her2st_{model}_uni@champion"
+        inference = {"inference": {"image": str(image), "spots": str(spots), "model": uri,
+                                   "encoder_weights": str(weights)}}  # fmt: skip
+        with kedro_session(project_copy, env="her2st", plan=False, runtime_params=inference) as session:
+            session.run(pipeline_names=["inference"])
+        predicted = ad.read_h5ad(data / "07_model_output" / "inference" / "predictions.h5ad")
+        assert predicted.shape == (180, 785) and predicted.uns["model"]["name"] == f"her2st_{model}_uni"
+        order = dict(zip(stored["spot_ids"], range(180), strict=True))
+        features = stored["features"][[order[s] for s in graph["spot_ids"]]]
+        direct = mlflow.pyfunc.load_model(uri).predict(
+            {"features": features, "positions": graph["positions"], "edge_index": graph["edge_index"]}
+        )
+        np.testing.assert_allclose(predicted[list(graph["spot_ids"])].X, direct.to_numpy(), rtol=1e-4, atol=1e-4)

@@ -78,7 +78,7 @@ def test_a_slide_scanned_at_half_resolution_gets_the_same_patches(tmp_path):
     inside = spots[
         (spots > 120).all(axis=1) & (spots["pixel_x"] < full.width - 120) & (spots["pixel_y"] < full.height - 120)
     ]
-    model = {"predictor": small_predictor()}
+    model = small_predictor().trained
     at_full = cut_slide_patches(SlideImage(tmp_path / "full.png"), inside, {"patch_px": 112, "patch_size": 112}, model)
     at_half = cut_slide_patches(
         SlideImage(tmp_path / "half.png"), inside / 2, {"patch_px": 56, "patch_size": 112}, model

@@ -1,4 +1,5 @@
-"""Nodes of the inference pipeline: spots (given or a grid over the tissue), patches, prediction, maps."""
+"""Nodes of the inference pipeline: spots (given or a grid over the tissue), what the model predicts
+from (patches, or its frozen encoder's features), prediction, maps."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from thitogene_kedro.encoders import EncoderWeights
+from thitogene_kedro.encoders.features import read_size, section_features
 from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.models.pyfunc import clamp_at_zero
+from thitogene_kedro.models.runtime import resolve_device
 from thitogene_kedro.pipelines.inference.params import InferenceParams
 from thitogene_kedro.processing.patches import cut_patches
 from thitogene_kedro.processing.spot_graphs import knn_edge_index
@@ -227,23 +231,65 @@ def prepare_spots(
 
 
 def cut_slide_patches(
-    inference_image: SlideImage, spots: pd.DataFrame, info: dict[str, Any], inference_model: dict[str, Any]
+    inference_image: SlideImage, spots: pd.DataFrame, info: dict[str, Any], trained: Any
 ) -> np.ndarray:
     """One patch per spot of the training physical size, resized to the model's patch size (uint8).
 
     Cut with the patching settings stored with the model (size, padding, orientation), so a slide
     is patched the way the model's training sections were, whatever ``params:patching`` says now.
     """
-    settings = inference_model["predictor"].trained.inputs.patching
     with inference_image as image:
-        patches, _ = cut_patches(image, spots[["pixel_x", "pixel_y"]].to_numpy(), settings, int(info["patch_px"]))
+        xy = spots[["pixel_x", "pixel_y"]].to_numpy()
+        patches, _ = cut_patches(image, xy, trained.inputs.patching, int(info["patch_px"]))
     return patches
+
+
+def encode_slide(
+    inference_image: SlideImage, spots: pd.DataFrame, info: dict[str, Any], encoder_weights: EncoderWeights,
+    identity: dict[str, Any], params: InferenceParams,
+) -> np.ndarray:  # fmt: skip
+    """The spots' features from the model's own frozen encoder (its weights checked by hash), the
+    encoder's field of view cut at the slide's resolution, batch by batch with progress."""
+    encoder = encoder_weights.encoder_for(identity).to(resolve_device(params.features.device))
+    logger.info(
+        "%s: %d spots through %s (%d px of the slide per patch, resized to %d)",
+        inference_image.path.name, len(spots), encoder.identity.key, read_size(encoder, info["mpp"]), encoder.spec.input_px,
+    )  # fmt: skip
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done // params.features.batch_size % 10 == 0:
+            logger.info("Features: %d of %d spots", done, total)
+
+    with inference_image as image:
+        xy = spots[["pixel_x", "pixel_y"]].to_numpy()
+        return section_features(encoder, image, xy, info["mpp"], params.features, progress)
+
+
+def slide_model_input(  # noqa: PLR0913, PLR0917 - the model, its encoder's weights, the slide and its spots, settings
+    inference_model: dict[str, Any],
+    inference_encoder_weights: EncoderWeights,
+    inference_image: SlideImage,
+    spots: pd.DataFrame,
+    info: dict[str, Any],
+    params: InferenceParams,
+) -> dict[str, Any]:
+    """What the model predicts from: ``{"patches": ...}`` for a model on patches (its training
+    patch size and settings), ``{"features": ..., "encoder_weights_sha256": ...}`` for a model on
+    frozen-encoder features (``inference.encoder_weights``: the weights it was trained on; other
+    weights, or none, are refused with one line)."""
+    params = InferenceParams.model_validate(params)
+    trained = inference_model["predictor"].trained
+    if trained.inputs.encoder is None:
+        return {"patches": cut_slide_patches(inference_image, spots, info, trained)}
+    identity = dict(trained.inputs.encoder)
+    features = encode_slide(inference_image, spots, info, inference_encoder_weights, identity, params)
+    return {"features": features, "encoder_weights_sha256": identity["weights_sha256"]}
 
 
 def predict_slide(  # noqa: PLR0913, PLR0917 - the model, the slide, what was cut from it, provenance, settings
     inference_model: dict[str, Any],
     inference_image: SlideImage,
-    patches: np.ndarray,
+    model_input: dict[str, Any],
     spots: pd.DataFrame,
     info: dict[str, Any],
     run_provenance: dict[str, Any],
@@ -257,8 +303,8 @@ def predict_slide(  # noqa: PLR0913, PLR0917 - the model, the slide, what was cu
     positions = spots[["array_x", "array_y"]].to_numpy(dtype=np.int64)
     graph = predictor.graph
     edges = knn_edge_index(positions, graph.k, graph.symmetric, graph.self_loops)
-    model_input = {"patches": patches, "positions": positions, "edge_index": edges, "clamp_at_zero": False}
-    values, n_clamped = predictor.predict(None, model_input).to_numpy(dtype=np.float32), 0
+    request = {**model_input, "positions": positions, "edge_index": edges, "clamp_at_zero": False}
+    values, n_clamped = predictor.predict(None, request).to_numpy(dtype=np.float32), 0
     if params.clamp_at_zero:  # as the registered model does by default
         values, n_clamped = clamp_at_zero(values)
     grid = spot_grid_columns(spots["array_x"].to_numpy(), spots["array_y"].to_numpy(), spots.index)

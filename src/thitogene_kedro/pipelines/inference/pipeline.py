@@ -1,6 +1,7 @@
 """The inference pipeline: a new H&E slide → predicted expression per spot with a registered model.
 
 ``kedro run --pipelines inference --params inference.image=PATH[,inference.spots=PATH][,inference.model=URI]``
+(a model on frozen-encoder features also ``inference.encoder_weights=PATH``: the weights it was trained on)
 """
 
 from __future__ import annotations
@@ -20,17 +21,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="prepare_spots",
             ),
             Node(
-                nodes.cut_slide_patches,
-                ["inference_image", "inference_spot_table", "inference_slide", "inference_model"],
-                "inference_patches",
-                name="cut_slide_patches",
+                nodes.slide_model_input,
+                [
+                    "inference_model",
+                    "inference_encoder_weights",
+                    "inference_image",
+                    "inference_spot_table",
+                    "inference_slide",
+                    "params:inference",
+                ],
+                "inference_model_input",
+                name="slide_model_input",
             ),
             Node(
                 nodes.predict_slide,
                 [
                     "inference_model",
                     "inference_image",
-                    "inference_patches",
+                    "inference_model_input",
                     "inference_spot_table",
                     "inference_slide",
                     "run_provenance",
