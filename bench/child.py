@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -24,11 +25,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.model_ops import paper_model, train_step
 from thitogene_kedro.models import collate_sections
-from thitogene_kedro.models.runtime import resolve_host_memory_reuse, reuse_freed_host_memory
+from thitogene_kedro.models.runtime import autocast, resolve_host_memory_reuse, reuse_freed_host_memory
 from thitogene_kedro.models.summary import demo_section
-from thitogene_kedro.profiling import peak_rss_mib
+from thitogene_kedro.profiling import ResourceMeter, current_rss_mib, peak_rss_mib
 from thitogene_kedro.training.loop import LoopSettings, make_optimiser
 
+CPU = torch.device("cpu")
 VARIANTS = {
     # the project's formulation: neighbour-list graph attention, PyTorch's fused attention kernels
     "ours": ("neighbour_list", None),
@@ -120,27 +122,77 @@ def patching(root: Path, source_name: str, section: str, variant: str) -> dict:
     }  # fmt: skip
 
 
-def patch_and_train(root: Path, source_name: str, section: str, steps: int, preset: str, in_backward: bool) -> dict:
-    """Patch one real section and train the paper model on it: the whole job's peak memory."""
+def _tensors_nbytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def saved_activations_mib(model: torch.nn.Module, batch, precision: str) -> float:
+    """What one training forward keeps for its backward: the storages autograd saves, counted once
+    each, leaving out the weights and the section's own tensors (counted as parts of their own)."""
+    own = {
+        t.untyped_storage().data_ptr()
+        for t in (*model.parameters(), *vars(batch).values())
+        if isinstance(t, torch.Tensor)
+    }
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in own:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast(CPU, precision):
+        loss = model.loss_terms(batch, model.train()(batch))["loss"]
+    del loss
+    return sum(saved.values()) / 2**20
+
+
+def patch_and_train(  # noqa: PLR0913, PLR0917 - the bench's command-line switches
+    root: Path, source_name: str, section: str, steps: int, preset: str, in_backward: bool, precision: str = "fp32"
+) -> dict:
+    """Patch one real section and train the paper model on it: the whole job's peak memory, the
+    training phase's own peak and its parts (imports, section, weights, gradients, Adam state,
+    saved activations)."""
     from bench.gpu_check import load_sections  # noqa: PLC0415
 
+    imports = current_rss_mib()
     start = time.perf_counter()
     examples, genes = load_sections(root, [section], None, source_name)
     batch = collate_sections(examples)
     patched = peak_rss_mib()
     model = paper_model(len(genes), preset)
     optimiser = make_optimiser(model, LoopSettings(epochs=steps, lr=1e-5, step_in_backward=in_backward))
-    with reuse_freed_host_memory(resolve_host_memory_reuse("auto", int(batch.mask.sum()))):  # as the loop runs
+    activations = saved_activations_mib(model, batch, precision)
+    gc.collect()
+    training = ResourceMeter()  # the training phase's own peak (the peak is reset at its start)
+    with training, reuse_freed_host_memory(resolve_host_memory_reuse("auto", int(batch.mask.sum()))):
         for _ in range(steps):
-            train_step(model, batch, optimiser)
+            with autocast(CPU, precision):
+                loss = model.loss_terms(batch, model.train()(batch))["loss"]
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            del loss
+    weights = _tensors_nbytes(model.parameters()) / 2**20
+    optimisers = getattr(optimiser, "optimisers", [optimiser])  # one per parameter with the step in the backward
+    state = [v for o in optimisers for per in o.state.values() for v in per.values()]
+    parts = {
+        "imports": imports, "section": _tensors_nbytes(vars(batch).values()) / 2**20, "weights": weights,
+        "gradients": 0.0 if in_backward else weights, "optimiser": _tensors_nbytes(state) / 2**20,
+        "activations": activations,
+    }  # fmt: skip
     return {
         "spots": int(batch.mask.sum()),
         "genes": len(genes),
         "steps": steps,
+        "precision": precision,
         "seconds": time.perf_counter() - start,
         "patched_peak_mib": patched,
         "peak_rss_mib": peak_rss_mib(),
-        "parameters_mib": sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20,
+        "training_peak_mib": training.peak_rss_mib,
+        "parts_mib": parts,
+        "parameters_mib": weights,
     }
 
 
@@ -156,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", default="her2st")
     parser.add_argument("--section", default="B4")
     parser.add_argument("--step-in-backward", action="store_true")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     args = parser.parse_args(argv)
     if args.workload == "end_to_end":
         result = end_to_end(args.project)
@@ -165,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         result = patching(args.data_dir, args.source, args.section, args.variant)
     else:
         result = patch_and_train(
-            args.data_dir, args.source, args.section, args.steps, args.preset, args.step_in_backward
+            args.data_dir, args.source, args.section, args.steps, args.preset, args.step_in_backward, args.precision
         )
     print(json.dumps(result))  # noqa: T201
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from bench.features import features_section
 from bench.gpu_check import load_sections
 from bench.model_ops import (
     Row,
@@ -40,7 +41,7 @@ from bench.precision import precision_rows, precision_table
 from bench.report import cpu_name, write_block
 from thitogene_kedro.models import collate_sections
 from thitogene_kedro.models.runtime import native_bf16
-from thitogene_kedro.sections import synthetic
+from thitogene_kedro.sections import SectionSource, synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,22 +109,24 @@ def scaling_table(sizes: list[int], naive_max: int, preset: str) -> list[str]:
     return lines
 
 
+PARTS = ("imports", "section", "weights", "gradients", "optimiser", "activations")
+
+
 def memory_table(data_dir: Path, source: str, section: str, preset: str) -> list[str]:
+    """Peak RSS of patching and of patch + training (fresh process each); the training phase's own
+    peak next to the sum of its parts, in fp32 and bf16 autocast."""
     base = ("--data-dir", str(data_dir), "--source", source, "--section", section)
+    train = ("patch_and_train", *base, "--steps", "2", "--preset", preset)
+    trained = {precision: run_child(*train, "--precision", precision) for precision in ("fp32", "bf16")}
     rows = [
         ("patching, the project's reader (uint8 crops)", run_child("patching", *base, "--variant", "ours")),
         (
             "patching, whole slide decoded to float (reference)",
             run_child("patching", *base, "--variant", "whole_float"),
         ),
-        (
-            f"patch + 3 training steps, THItoGene {preset}",
-            run_child("patch_and_train", *base, "--steps", "3", "--preset", preset),
-        ),
-        (
-            "the same, optimiser step in the backward pass",
-            run_child("patch_and_train", *base, "--steps", "3", "--preset", preset, "--step-in-backward"),
-        ),
+        (f"patch + 2 training steps, THItoGene {preset}", trained["fp32"]),
+        ("the same, bf16 autocast", trained["bf16"]),
+        ("the same (fp32), optimiser step in the backward pass", run_child(*train, "--step-in-backward")),
     ]
     lines = ["| workload | s | peak RSS MiB |", "|---|---:|---:|"]
     for name, result in rows:
@@ -131,17 +134,53 @@ def memory_table(data_dir: Path, source: str, section: str, preset: str) -> list
             lines.append(f"| {name} | {result['error']} | – |")
         else:
             lines.append(f"| {name} | {result['seconds']:.2f} | {result['peak_rss_mib']:,.0f} |")
+    lines += ["", *memory_parts_table(trained)]
+    return lines
+
+
+def memory_parts_table(trained: dict[str, dict]) -> list[str]:
+    """The training phase's peak next to the sum of its parts (MiB), one row per precision."""
+    lines = [
+        "The training phase (2 steps after patching, its own peak: `VmHWM` reset when it starts) against "
+        "what it must hold: the RSS after the imports, the section's tensors, weights, gradients, Adam's "
+        "state and the activations one forward saves for the backward (autograd's saved storages, each "
+        "counted once; under bf16 autocast they include the weights' bf16 copies).",
+        "",
+        "| precision | " + " | ".join(PARTS) + " | sum of parts | training peak RSS | peak − sum |",
+        "|---|" + "---:|" * (len(PARTS) + 3),
+    ]
+    for precision, result in trained.items():
+        if "error" in result or result.get("training_peak_mib") is None:
+            lines.append(f"| {precision} | {result.get('error', 'no /proc peak')} |" + " – |" * (len(PARTS) + 2))
+            continue
+        parts = result["parts_mib"]
+        total = sum(parts.values())
+        cells = [f"{parts[name]:,.0f}" for name in PARTS]
+        cells += [f"{total:,.0f}", f"{result['training_peak_mib']:,.0f}", f"{result['training_peak_mib'] - total:,.0f}"]
+        lines.append(f"| {precision} | " + " | ".join(cells) + " |")
     return lines
 
 
 def precision_section(model: torch.nn.Module, batch, repeats: int) -> list[str]:
-    """The fp32/bf16 table where this CPU computes bf16 natively; else the one line saying why not."""
-    if not native_bf16(torch.device("cpu")):
-        return [
-            f"Not measured: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16 in oneDNN "
-            "(AVX512-BF16 or AMX), so bf16 autocast would be emulated; `precision: auto` stays fp32 on CPUs."
-        ]
-    return precision_table(precision_rows(model, batch, repeats))
+    """The fp32/bf16 table; on a CPU without native bf16 one run each, to show what emulation costs."""
+    if native_bf16(torch.device("cpu")):
+        return precision_table(precision_rows(model, batch, repeats))
+    return [
+        f"This CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16 in oneDNN (AVX512-BF16 or AMX): "
+        "bf16 autocast is emulated, so one run of each (after a warm-up) shows what that costs; "
+        "`precision: auto` is fp32 here.",
+        "",
+        *precision_table(precision_rows(model, batch, 1)),
+    ]
+
+
+def features_rows(data_dir: Path, source: str, section: str, genes: list[str], args: argparse.Namespace) -> list[str]:
+    """Feature extraction and one fold's training epoch on features against pixels (``bench.features``)."""
+    sections = SectionSource(source, data_dir)
+    others = args.fold_sections if source == "her2st" else [s for s in sections.section_ids() if s != section][:4]
+    available = [s for s in others if sections.image_path(s) is not None]
+    train, _ = load_sections(data_dir, available, genes, source)
+    return features_section(sections, section, train, len(genes), args.repeats)
 
 
 def end_to_end() -> list[str]:
@@ -172,11 +211,15 @@ def main(argv: list[str] | None = None) -> None:
         "--synthetic-dir", type=Path, help="the synthetic demo's folder, if drawn already (else drawn here)"
     )
     parser.add_argument("--preset", default="paper_her2st")
+    parser.add_argument(
+        "--fold-sections", nargs="*", default=["C2", "C3", "C4", "C5"],
+        help="training sections of the fold the features rows time (her2st; the synthetic demo: its others)",
+    )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[300, 1000, 3000, 5000])
     parser.add_argument("--naive-max", type=int, default=3000, help="largest section size run the naive way")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["modules", "comparisons", "precision", "memory", "e2e"]
+        "--skip", nargs="*", default=[], choices=["modules", "comparisons", "precision", "memory", "features", "e2e"]
     )
     parser.add_argument("--write", type=Path, help="markdown file whose bench:begin/end block is replaced")
     args = parser.parse_args(argv)
@@ -223,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
             report += ["", "### fp32 and bf16 autocast side by side (same section, alternating, same run)", ""]
             report += precision_section(model, batch, args.repeats)
         del model
+        if "features" not in args.skip:
+            report += ["", "### Models on frozen features against THItoGene from pixels (same run)", ""]
+            report += features_rows(data_dir, source, section, genes, args)
         if "memory" not in args.skip:
             report += ["", "### Patching and the whole job's memory (fresh process each)", ""]
             report += memory_table(data_dir, source, section, args.preset)

@@ -17,6 +17,7 @@ from thitogene_kedro.markdown_blocks import markers, write_block
 from thitogene_kedro.study import (
     StudyParams,
     job_parameters,
+    output_names,
     params_option,
     study_jobs,
     summarise_study,
@@ -102,6 +103,19 @@ def test_the_results_block_is_replaced_in_place(tmp_path):
     write_block(results, "one", "study")
     write_block(results, "two", "study")
     assert results.read_text() == f"# Results\n\nintro\n\n{BLOCK_BEGIN}\ntwo\n{BLOCK_END}\n"
+
+
+def test_a_second_experiment_writes_beside_the_default_one(tmp_path):
+    """The paper-configuration study gets its own block and files; the default one keeps ``study``."""
+    assert output_names(StudyParams().experiment) == ("study", "study")
+    block, prefix = output_names("thitogene_study_paper")
+    assert block == prefix == "thitogene_study_paper"
+    results = tmp_path / "results.md"
+    write_block(results, "first", output_names("thitogene_study")[0])
+    write_block(results, "paper", block)
+    write_block(results, "first again", "study")
+    text = results.read_text()
+    assert "first again" in text and "paper" in text and text.count(BLOCK_BEGIN) == 1
 
 
 def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project_copy, monkeypatch):

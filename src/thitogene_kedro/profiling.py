@@ -29,6 +29,12 @@ def peak_rss_mib() -> float | None:
     return None if peak is None else peak / 1024
 
 
+def current_rss_mib() -> float | None:
+    """This process's resident memory now (``VmRSS``), or ``None`` where ``/proc`` lacks it."""
+    rss = _status_kib("VmRSS")
+    return None if rss is None else rss / 1024
+
+
 def _reset_peak() -> bool:
     try:
         _CLEAR_REFS.write_text("5")  # resets VmHWM to the current RSS

@@ -44,7 +44,15 @@ from thitogene_kedro.training.metric_names import parse_held_out
 logger = logging.getLogger(__name__)
 
 SUMMARY_RUN = "summary"
-BLOCK = "study"  # the results file's block (markdown_blocks)
+BLOCK = "study"  # the results file's block (markdown_blocks) for the default experiment
+
+
+def output_names(experiment: str) -> tuple[str, str]:
+    """The results file's block and the prefix of the figure and page files of ``experiment``: the
+    default experiment's are ``study`` and ``study``; another's are its own name, so a second
+    study (the paper configuration) writes beside the first instead of over it."""
+    name = BLOCK if experiment == StudyParams.model_fields["experiment"].default else experiment
+    return name, name
 
 
 class StudyParams(BaseModel):
@@ -461,17 +469,19 @@ def summarise(
     where = records.origins(recorded)
     markdown = results_markdown(results, genes, header, jobs, where)
     page = study_report(results, genes, header, figures, jobs, where)
+    block, prefix = output_names(run.study.experiment)
     if write is not None:  # beside the results file, linked from its block
         folder = write.parent / "figures"
         folder.mkdir(parents=True, exist_ok=True)
+        files = {name: f"{name.replace('study', prefix, 1)}.png" for name in figures}
         for name, image in figures.items():
-            image.save(folder / f"{name}.png")
-        (write.parent / "study_report.html").write_text(page)
-        markdown += "\n" + "\n".join(f"![{name}](figures/{name}.png)" for name in figures)
-        markdown += "\n\nThe same as one HTML page: [study_report.html](study_report.html).\n"
+            image.save(folder / files[name])
+        (write.parent / f"{prefix}_report.html").write_text(page)
+        markdown += "\n" + "\n".join(f"![{name}](figures/{file})" for name, file in files.items())
+        markdown += f"\n\nThe same as one HTML page: [{prefix}_report.html]({prefix}_report.html).\n"
     run_id = log_summary_run(run, results, genes, markdown, figures | {"study_report.html": page})
     logger.info("study: %d of %d jobs summarised in MLflow run %s", *jobs, run_id)
     if write is not None:
-        write_block(write, markdown, BLOCK)
+        write_block(write, markdown, block)
         logger.info("study: results written to %s", write)
     return results
