@@ -9,8 +9,9 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from thitogene_kedro.encoders import ENCODERS, encoder_spec, load_encoder
-from thitogene_kedro.encoders.frozen import build_architecture, sha256_of
+from thitogene_kedro.encoders import ENCODERS, EncoderWeights, encoder_spec, load_encoder
+from thitogene_kedro.encoders.frozen import build_architecture, parse_overrides, sha256_of
+from thitogene_kedro.errors import ProjectError
 
 # A smaller variant of each architecture (same blocks, layers, registers and pooling): what the
 # cards' weights load into, at a size a test can build.
@@ -103,3 +104,24 @@ def test_a_weights_folder_as_hugging_face_downloads_it_is_accepted(tmp_path):
     folder.mkdir()
     path.rename(folder / "pytorch_model.bin")
     assert load_encoder(encoder_spec("uni"), folder, SMALL).identity.dim == SMALL["embed_dim"]
+
+
+def test_a_models_encoder_is_rebuilt_from_its_identity_and_only_from_its_own_weights(tmp_path):
+    """At inference the encoder comes from the identity stored with the model (name, architecture
+    overrides) and the user's file; another file, or none, is refused naming the hashes."""
+    _, weights = small_weights(tmp_path, "virchow2")
+    trained_on = load_encoder(encoder_spec("virchow2"), weights, SMALL)
+    identity = dict(trained_on.identity.__dict__)
+    assert parse_overrides(identity["overrides"]) == SMALL
+    pixels = torch.randint(0, 256, (2, 224, 224, 3), dtype=torch.uint8)
+    torch.testing.assert_close(EncoderWeights(weights).encoder_for(identity)(pixels), trained_on(pixels))
+    other = tmp_path / "other.bin"
+    state = torch.load(weights, weights_only=True)
+    torch.save(state | {"norm.weight": state["norm.weight"] + 1}, other)
+    with pytest.raises(
+        ProjectError,
+        match=rf"sha256 \w{{12}}…, but the model was trained on virchow2 weights with sha256 {identity['weights_sha256'][:12]}",
+    ):
+        EncoderWeights(other).encoder_for(identity)
+    with pytest.raises(ProjectError, match=r"inference.encoder_weights=<file or folder>; Virchow2"):
+        EncoderWeights(None).encoder_for(identity)
