@@ -65,8 +65,10 @@ def precision_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) ->
     return [PrecisionRow(w, p, t, flops[w] / rates[p]) for (w, p), t in times.items()]
 
 
-def precision_table(rows: list[PrecisionRow]) -> list[str]:
-    """Markdown: per workload and precision the median, the floor, and bf16's time as a share of fp32's."""
+def precision_table(rows: list[PrecisionRow], bf16_floor: bool = True) -> list[str]:
+    """Markdown: per workload and precision the median, the floor, and bf16's time as a share of fp32's
+    (``bf16_floor`` False: no bf16 floor, where bf16 is emulated and its matmul rate is not the rate
+    of the kernels autocast runs)."""
     fp32 = {row.workload: row.median for row in rows if row.precision == "fp32"}
     lines = [
         "| workload | precision | median s | min–max s | floor s | median / floor | ÷ fp32 median |",
@@ -74,6 +76,8 @@ def precision_table(rows: list[PrecisionRow]) -> list[str]:
     ]
     for row in rows:
         cells = [row.workload, row.precision, f"{row.median:.3f}", f"{min(row.times):.3f}–{max(row.times):.3f}"]
-        cells += [f"{row.floor:.3f}", f"{row.median / row.floor:.2f}", f"{row.median / fp32[row.workload]:.2f}"]
+        floor = bf16_floor or row.precision == "fp32"
+        cells += [f"{row.floor:.3f}" if floor else "–", f"{row.median / row.floor:.2f}" if floor else "–"]
+        cells.append(f"{row.median / fp32[row.workload]:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines

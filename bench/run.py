@@ -167,10 +167,10 @@ def precision_section(model: torch.nn.Module, batch, repeats: int) -> list[str]:
         return precision_table(precision_rows(model, batch, repeats))
     return [
         f"This CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16 in oneDNN (AVX512-BF16 or AMX): "
-        "bf16 autocast is emulated, so one run of each (after a warm-up) shows what that costs; "
-        "`precision: auto` is fp32 here.",
+        "bf16 autocast is emulated, so one run of each (after a warm-up) shows what that costs (no bf16 floor: "
+        "the emulated matmul is not the kernel autocast runs); `precision: auto` is fp32 here.",
         "",
-        *precision_table(precision_rows(model, batch, 1)),
+        *precision_table(precision_rows(model, batch, 1), bf16_floor=False),
     ]
 
 
