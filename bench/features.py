@@ -50,15 +50,18 @@ class Timing:
         return statistics.median(self.times)
 
 
-def extraction(image_path: Path, pixel_xy: np.ndarray, mpp: float, spots: int, repeats: int) -> tuple[Timing, float]:
-    """Seconds to encode ``spots`` spots with UNI's architecture from the slide, and the floor of the
-    encoder's arithmetic for them (seconds)."""
+def extraction(  # noqa: PLR0913, PLR0917 - the slide, its spots and the bench's settings
+    image_path: Path, pixel_xy: np.ndarray, mpp: float, spots: int, repeats: int, depth: int | None = None
+) -> tuple[Timing, float]:
+    """Seconds to encode ``spots`` spots with UNI's architecture from the slide (``depth``: fewer
+    blocks than the card's 24, for a quick run), and the floor of the encoder's arithmetic (seconds)."""
     spec = encoder_spec(ENCODER)
+    overrides = {} if depth is None else {"depth": depth}
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder) / spec.weights_file
-        torch.save(build_architecture(spec).state_dict(), weights)
-        encoder = load_encoder(spec, weights)
+        torch.save(build_architecture(spec, overrides).state_dict(), weights)
+        encoder = load_encoder(spec, weights, overrides)
     params = FeatureParams(batch_size=spots)
     xy = pixel_xy[:spots]
     with SlideImage(image_path) as image:
@@ -66,7 +69,8 @@ def extraction(image_path: Path, pixel_xy: np.ndarray, mpp: float, spots: int, r
         times = [timed(lambda: section_features(encoder, image, xy, mpp, params)) for _ in range(repeats)]
     pixels = torch.zeros((spots, spec.input_px, spec.input_px, 3), dtype=torch.uint8)
     floor = count_flops(lambda: encoder(pixels)) / matmul_rate()
-    return Timing(f"{spec.title}, {spots} spots", times), floor
+    blocks = "" if depth is None else f" ({depth} of its 24 blocks)"
+    return Timing(f"{spec.title}{blocks}, {spots} spots", times), floor
 
 
 def feature_examples(examples: list[SectionExample], width: int = ENCODER_WIDTH) -> list[SectionExample]:
@@ -112,13 +116,15 @@ def probe_fit_times(examples: list[SectionExample], n_genes: int, repeats: int) 
     return [timed(fit) for _ in range(repeats)]
 
 
-def epoch_rows(train: list[SectionExample], n_genes: int, repeats: int) -> list[Timing]:
+def epoch_rows(
+    train: list[SectionExample], n_genes: int, repeats: int, presets: tuple[str, ...] = ("paper_her2st", "small")
+) -> list[Timing]:
     """One epoch of THItoGene from pixels and of the spatial head on features, each preset, then
     the probe's fit. The head keeps THItoGene's ViT and GAT (its ablation switches apply), so of a
     THItoGene step it saves only the ODConv and capsule encoder."""
     features = feature_examples(train)
     rows = []
-    for preset in ("paper_her2st", "small"):
+    for preset in presets:
         torch.manual_seed(0)
         pixels = build_model({"name": "thitogene", "preset": preset}, n_genes)
         rows.append(Timing(f"THItoGene `{preset}` from pixels, one epoch", *epoch_times(pixels, train, repeats)))
@@ -130,20 +136,22 @@ def epoch_rows(train: list[SectionExample], n_genes: int, repeats: int) -> list[
     return rows
 
 
-def features_section(source: SectionSource, section: str, train: list[SectionExample], n_genes: int,
-                     repeats: int, spots: int = 16) -> list[str]:  # fmt: skip
+def features_section(  # noqa: PLR0913, PLR0917 - the data and the bench's settings
+    source: SectionSource, section: str, train: list[SectionExample], n_genes: int, repeats: int,
+    presets: tuple[str, ...] = ("paper_her2st", "small"), spots: int = 16, depth: int | None = None,
+) -> list[str]:  # fmt: skip
     """The features block of the bench report (``train``: the fold's training sections)."""
     raw = source.read(section)
     extracted = extraction(source.image_path(section), np.asarray(raw.obsm["spatial"]), section_mpp(raw), spots,
-                           max(2, repeats // 2))  # fmt: skip
-    epochs = epoch_rows(train, n_genes, repeats)
+                           max(2, repeats // 2), depth)  # fmt: skip
+    epochs = epoch_rows(train, n_genes, repeats, presets)
     return features_report(extracted, epochs, [e.section_id for e in train])
 
 
 def features_report(extracted: tuple[Timing, float], epochs: list[Timing], train_sections: list[str]) -> list[str]:
     """Markdown: patches/s against the floor; the epochs side by side, as times and as ratios to the head's."""
     timing, floor = extracted
-    spots = int(timing.name.rsplit(", ", 1)[1].split()[0])
+    spots = int(timing.name.rsplit(", ", 1)[1].split()[0])  # "<encoder>, <n> spots"
     lines = [
         "| feature extraction | median s | min–max s | patches/s | floor s | median / floor |",
         "|---|---:|---:|---:|---:|---:|",

@@ -180,7 +180,8 @@ def features_rows(data_dir: Path, source: str, section: str, genes: list[str], a
     others = args.fold_sections if source == "her2st" else [s for s in sections.section_ids() if s != section][:4]
     available = [s for s in others if sections.image_path(s) is not None]
     train, _ = load_sections(data_dir, available, genes, source)
-    return features_section(sections, section, train, len(genes), args.repeats)
+    presets = ("paper_her2st", "small") if args.preset == "paper_her2st" else (args.preset,)
+    return features_section(sections, section, train, len(genes), args.repeats, presets, depth=args.encoder_depth)
 
 
 def end_to_end() -> list[str]:
@@ -215,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         "--fold-sections", nargs="*", default=["C2", "C3", "C4", "C5"],
         help="training sections of the fold the features rows time (her2st; the synthetic demo: its others)",
     )  # fmt: skip
+    parser.add_argument(
+        "--encoder-depth", type=int, help="blocks of the UNI-architecture encoder timed (default: the card's 24)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[300, 1000, 3000, 5000])
     parser.add_argument("--naive-max", type=int, default=3000, help="largest section size run the naive way")

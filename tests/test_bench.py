@@ -39,7 +39,7 @@ def test_benchmark_suite_prints_and_writes_its_report(tmp_path, tmp_path_factory
     run.main(
         ["--preset", "small", "--repeats", "1", "--her2st-dir", "/nonexistent", "--sizes", "60",
          "--synthetic-dir", str(demo_raw_data(tmp_path_factory)),
-         "--naive-max", "60", "--skip", "e2e", "--write", str(document)]
+         "--naive-max", "60", "--skip", "e2e", "precision", "--encoder-depth", "1", "--write", str(document)]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert "fp32 matmul" in out and "Section: synthetic" in out
@@ -49,8 +49,11 @@ def test_benchmark_suite_prints_and_writes_its_report(tmp_path, tmp_path_factory
     for pair in ("| training step, glibc default", "| capsule encoder fwd+bwd, channels-first | channels-last |",
                  "| dropout fwd+bwd (1×", "| Adam step, foreach (default) | fused |"):  # fmt: skip
         assert pair in out, pair
-    assert "| patching, the project's reader" in out and "| patch + 3 training steps" in out
-    assert "| the same, optimiser step in the backward pass |" in out
+    assert "| patching, the project's reader" in out and "| patch + 2 training steps" in out
+    assert "| the same, bf16 autocast |" in out and "| fp32 | " in out and "| bf16 | " in out  # the memory parts
+    assert "| UNI (ViT-L/16) (1 of its 24 blocks), 16 spots |" in out
+    assert "| spatial head `small` on features, one epoch |" in out and "| linear probe, its whole" in out
+    assert "| the same (fp32), optimiser step in the backward pass |" in out
     scaling = next(line for line in out.splitlines() if line.startswith("| 60 |"))
     assert "error" not in scaling and "–" not in scaling.split("|")[2]
     written = document.read_text()
