@@ -168,12 +168,7 @@ def patch_and_train(  # noqa: PLR0913, PLR0917 - the bench's command-line switch
     training = ResourceMeter()  # the training phase's own peak (the peak is reset at its start)
     with training, reuse_freed_host_memory(resolve_host_memory_reuse("auto", int(batch.mask.sum()))):
         for _ in range(steps):
-            with autocast(CPU, precision):
-                loss = model.loss_terms(batch, model.train()(batch))["loss"]
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            del loss
+            train_step(model, batch, optimiser, precision=precision)
     weights = _tensors_nbytes(model.parameters()) / 2**20
     optimisers = getattr(optimiser, "optimisers", [optimiser])  # one per parameter with the step in the backward
     state = [v for o in optimisers for per in o.state.values() for v in per.values()]

@@ -44,6 +44,8 @@ class Timing:
     name: str
     times: list[float]
     flops: int = 0  # of one run, where PyTorch's counter sees them (not the probe's NumPy fit)
+    preset: str | None = None  # the model preset timed, for the side-by-side ratio
+    items: int = 0  # patches encoded in one run (feature extraction)
 
     @property
     def median(self) -> float:
@@ -70,7 +72,7 @@ def extraction(  # noqa: PLR0913, PLR0917 - the slide, its spots and the bench's
     pixels = torch.zeros((spots, spec.input_px, spec.input_px, 3), dtype=torch.uint8)
     floor = count_flops(lambda: encoder(pixels)) / matmul_rate()
     blocks = "" if depth is None else f" ({depth} of its 24 blocks)"
-    return Timing(f"{spec.title}{blocks}, {spots} spots", times), floor
+    return Timing(f"{spec.title}{blocks}, {spots} spots", times, items=spots), floor
 
 
 def feature_examples(examples: list[SectionExample], width: int = ENCODER_WIDTH) -> list[SectionExample]:
@@ -127,11 +129,14 @@ def epoch_rows(
     for preset in presets:
         torch.manual_seed(0)
         pixels = build_model({"name": "thitogene", "preset": preset}, n_genes)
-        rows.append(Timing(f"THItoGene `{preset}` from pixels, one epoch", *epoch_times(pixels, train, repeats)))
+        rows.append(
+            Timing(f"THItoGene `{preset}` from pixels, one epoch", *epoch_times(pixels, train, repeats), preset=preset)
+        )
         del pixels
         torch.manual_seed(0)
         head = build_model({"name": "thitogene_head", "preset": preset}, n_genes, feature_dim=ENCODER_WIDTH)
-        rows.append(Timing(f"spatial head `{preset}` on features, one epoch", *epoch_times(head, features, repeats)))
+        head_times, head_flops = epoch_times(head, features, repeats)
+        rows.append(Timing(f"spatial head `{preset}` on features, one epoch", head_times, head_flops, preset))
     rows.append(Timing("linear probe, its whole closed-form fit", probe_fit_times(features, n_genes, repeats)))
     return rows
 
@@ -151,22 +156,20 @@ def features_section(  # noqa: PLR0913, PLR0917 - the data and the bench's setti
 def features_report(extracted: tuple[Timing, float], epochs: list[Timing], train_sections: list[str]) -> list[str]:
     """Markdown: patches/s against the floor; the epochs side by side, as times and as ratios to the head's."""
     timing, floor = extracted
-    spots = int(timing.name.rsplit(", ", 1)[1].split()[0])  # "<encoder>, <n> spots"
     lines = [
         "| feature extraction | median s | min–max s | patches/s | floor s | median / floor |",
         "|---|---:|---:|---:|---:|---:|",
         f"| {timing.name} | {timing.median:.2f} | {min(timing.times):.2f}–{max(timing.times):.2f} | "
-        f"{spots / timing.median:.1f} | {floor:.2f} | {timing.median / floor:.2f} |",
+        f"{timing.items / timing.median:.1f} | {floor:.2f} | {timing.median / floor:.2f} |",
         "",
         f"Training sections {', '.join(train_sections)} (the fold that holds out the bench section):",
         "",
         "| workload | GFLOP | median s | min–max s | ÷ the spatial head's epoch, same preset |",
         "|---|---:|---:|---:|---:|",
     ]
-    heads = {row.name.split("`")[1]: row.median for row in epochs if row.name.startswith("spatial head")}
+    heads = {row.preset: row.median for row in epochs if row.name.startswith("spatial head")}
     for row in epochs:
-        preset = row.name.split("`")[1] if "`" in row.name else None
-        ratio = f"{row.median / heads[preset]:.1f}" if preset in heads else "–"
+        ratio = f"{row.median / heads[row.preset]:.1f}" if row.preset in heads else "–"
         gflop = f"{row.flops / 1e9:.1f}" if row.flops else "–"
         lines.append(
             f"| {row.name} | {gflop} | {row.median:.3f} | {min(row.times):.3f}–{max(row.times):.3f} | {ratio} |"

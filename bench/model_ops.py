@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from thitogene_kedro.models import SectionBatch, build_model
 from thitogene_kedro.models.dropout import dropout
 from thitogene_kedro.models.odconv import ODConv2d
-from thitogene_kedro.models.runtime import reuse_freed_host_memory
+from thitogene_kedro.models.runtime import autocast, reuse_freed_host_memory
 from thitogene_kedro.training.loop import LoopSettings, make_optimiser
 
 COMPONENTS = ("odconv2d", "caps_layer", "vit", "gat", "gene_head")
@@ -95,12 +95,16 @@ def paper_model(n_genes: int, preset: str, gat: str = "neighbour_list", **overri
     return build_model({"name": "thitogene", "preset": preset, "overrides": overrides}, n_genes)
 
 
-def train_step(model: torch.nn.Module, batch: SectionBatch, optimiser, marks: list[float] | None = None) -> None:
-    """One training step, as the training loop takes it; ``marks`` gets the clock before the forward
-    pass and after the forward, the backward and the optimiser step."""
+def train_step(
+    model: torch.nn.Module, batch: SectionBatch, optimiser, marks: list[float] | None = None, precision: str = "fp32"
+) -> None:
+    """One training step, as the training loop takes it (the forward under ``precision`` autocast, on
+    the CPU); ``marks`` gets the clock before the forward pass and after the forward, the backward
+    and the optimiser step."""
     clock = marks.append if marks is not None else lambda _: None
     clock(time.perf_counter())
-    loss = model.loss_terms(batch, model.train()(batch))["loss"]
+    with autocast(torch.device("cpu"), precision):
+        loss = model.loss_terms(batch, model.train()(batch))["loss"]
     clock(time.perf_counter())
     optimiser.zero_grad(set_to_none=True)
     loss.backward()

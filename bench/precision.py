@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.model_ops import count_flops, matmul_rate, timed
+from bench.model_ops import count_flops, matmul_rate, timed, train_step
 from thitogene_kedro.models import SectionBatch
 from thitogene_kedro.models.runtime import autocast, reuse_freed_host_memory
 from thitogene_kedro.training.loop import LoopSettings, make_optimiser
@@ -41,11 +41,7 @@ def precision_rows(model: torch.nn.Module, batch: SectionBatch, repeats: int) ->
     optimiser = make_optimiser(model, LoopSettings(epochs=1, lr=1e-5))
 
     def step(precision: str) -> None:
-        with autocast(device, precision):
-            loss = model.loss_terms(batch, model.train()(batch))["loss"]
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        train_step(model, batch, optimiser, precision=precision)
 
     def inference(precision: str) -> None:
         with torch.no_grad(), autocast(device, precision):

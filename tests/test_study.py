@@ -17,7 +17,7 @@ from thitogene_kedro.markdown_blocks import markers, write_block
 from thitogene_kedro.study import (
     StudyParams,
     job_parameters,
-    output_names,
+    output_name,
     params_option,
     study_jobs,
     summarise_study,
@@ -107,11 +107,11 @@ def test_the_results_block_is_replaced_in_place(tmp_path):
 
 def test_a_second_experiment_writes_beside_the_default_one(tmp_path):
     """The paper-configuration study gets its own block and files; the default one keeps ``study``."""
-    assert output_names(StudyParams().experiment) == ("study", "study")
-    block, prefix = output_names("thitogene_study_paper")
-    assert block == prefix == "thitogene_study_paper"
+    assert output_name(StudyParams().experiment) == "study"
+    block = output_name("thitogene_study_paper")
+    assert block == "thitogene_study_paper"
     results = tmp_path / "results.md"
-    write_block(results, "first", output_names("thitogene_study")[0])
+    write_block(results, "first", output_name("thitogene_study"))
     write_block(results, "paper", block)
     write_block(results, "first again", "study")
     text = results.read_text()

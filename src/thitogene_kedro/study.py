@@ -47,12 +47,11 @@ SUMMARY_RUN = "summary"
 BLOCK = "study"  # the results file's block (markdown_blocks) for the default experiment
 
 
-def output_names(experiment: str) -> tuple[str, str]:
-    """The results file's block and the prefix of the figure and page files of ``experiment``: the
-    default experiment's are ``study`` and ``study``; another's are its own name, so a second
-    study (the paper configuration) writes beside the first instead of over it."""
-    name = BLOCK if experiment == StudyParams.model_fields["experiment"].default else experiment
-    return name, name
+def output_name(experiment: str) -> str:
+    """The results file's block of ``experiment`` and the prefix of its figure and page files:
+    ``study`` for the default experiment, else the experiment's own name, so a second study (the
+    paper configuration) writes beside the first instead of over it."""
+    return BLOCK if experiment == StudyParams.model_fields["experiment"].default else experiment
 
 
 class StudyParams(BaseModel):
@@ -469,7 +468,7 @@ def summarise(
     where = records.origins(recorded)
     markdown = results_markdown(results, genes, header, jobs, where)
     page = study_report(results, genes, header, figures, jobs, where)
-    block, prefix = output_names(run.study.experiment)
+    block = prefix = output_name(run.study.experiment)
     if write is not None:  # beside the results file, linked from its block
         folder = write.parent / "figures"
         folder.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,17 @@ class FeatureParams(BaseModel):
     pad_value: int = Field(255, ge=0, le=255)
 
 
+def progress_logger(label: str, batch_size: int) -> Callable[[int, int], None]:
+    """A ``section_features`` progress callback logging ``<label>, i of N spots`` every ten batches
+    and at the end."""
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done // batch_size % 10 == 0:
+            logger.info("%s, %d of %d spots", label, done, total)
+
+    return progress
+
+
 def read_size(encoder: FrozenEncoder, section_mpp: float) -> int:
     """Pixels of the section's image that cover the encoder's field of view."""
     return max(8, round(encoder.spec.field_um / section_mpp))

@@ -104,20 +104,19 @@ class SpotExpressionPredictor(mlflow.pyfunc.PythonModel):
         Raises:
             ModelInputError: input the model cannot take (served as HTTP 400 with this message).
         """
+        patches = features = None
         if self.encoder is None:
-            spots, kind = {"patches": model_patches(model_input, self.trained.inputs.patch_size)}, "patches"
+            patches = given = model_patches(model_input, self.trained.inputs.patch_size)
         else:
-            spots, kind = {"features": model_features(model_input, self.encoder)}, "feature rows"
+            features = given = model_features(model_input, self.encoder)
         positions = model_positions(model_input)
-        n_given = len(next(iter(spots.values())))
-        if len(positions) != n_given:
-            raise ModelInputError(f"{n_given} {kind} but {len(positions)} positions: give one position per spot")
+        if len(positions) != len(given):
+            kind = "patches" if features is None else "feature rows"
+            raise ModelInputError(f"{len(given)} {kind} but {len(positions)} positions: give one position per spot")
         edges = model_input.get("edge_index")
         if edges is None:
             edges = knn_edge_index(positions, self.graph.k, self.graph.symmetric, self.graph.self_loops)
-        example = SectionExample(
-            "input", spots.get("patches"), positions, np.asarray(edges, dtype=np.int64), features=spots.get("features")
-        )
+        example = SectionExample("input", patches, positions, np.asarray(edges, dtype=np.int64), features=features)
         model = self._built()
         device = module_device(model)
         with torch.no_grad():

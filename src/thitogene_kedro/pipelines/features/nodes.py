@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from thitogene_kedro.encoders import FrozenEncoder
-from thitogene_kedro.encoders.features import FeatureParams, read_size, section_features
+from thitogene_kedro.encoders.features import FeatureParams, progress_logger, read_size, section_features
 from thitogene_kedro.models.runtime import resolve_device
 from thitogene_kedro.sections.images import SlideImage
 from thitogene_kedro.sections.spatial_layout import section_mpp
@@ -37,12 +37,9 @@ def _encode(
     logger.info("Features %d of %d: section %s, %d spots, %d px of the slide per patch", k, n, name, adata.n_obs,
                 read_size(encoder, mpp))  # fmt: skip
 
-    def progress(done: int, total: int) -> None:
-        if done == total or done // params.batch_size % 10 == 0:
-            logger.info("Features %d of %d: section %s, %d of %d spots", k, n, name, done, total)
-
     with image() as slide:
-        features = section_features(encoder, slide, np.asarray(adata.obsm["spatial"]), mpp, params, progress)
+        features = section_features(encoder, slide, np.asarray(adata.obsm["spatial"]), mpp, params,
+                                    progress_logger(f"Features {k} of {n}: section {name}", params.batch_size))  # fmt: skip
     return {"features": features, "spot_ids": np.asarray(adata.obs_names, dtype=str)}
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import ndimage
 
 from thitogene_kedro.encoders import EncoderWeights
-from thitogene_kedro.encoders.features import read_size, section_features
+from thitogene_kedro.encoders.features import progress_logger, read_size, section_features
 from thitogene_kedro.errors import ProjectError
 from thitogene_kedro.models.pyfunc import clamp_at_zero
 from thitogene_kedro.models.runtime import resolve_device
@@ -255,11 +255,7 @@ def encode_slide(
         "%s: %d spots through %s (%d px of the slide per patch, resized to %d)",
         inference_image.path.name, len(spots), encoder.identity.key, read_size(encoder, info["mpp"]), encoder.spec.input_px,
     )  # fmt: skip
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done // params.features.batch_size % 10 == 0:
-            logger.info("Features: %d of %d spots", done, total)
-
+    progress = progress_logger("Features", params.features.batch_size)
     with inference_image as image:
         xy = spots[["pixel_x", "pixel_y"]].to_numpy()
         return section_features(encoder, image, xy, info["mpp"], params.features, progress)
