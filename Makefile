@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 HER2ST_DIR ?= data/01_raw/her2st
 
-.PHONY: install run test test-model-rebuild lint format viz viz-build her2st study study-gpu model-summary bench gpu-check lock clean-data mlflow-server postgres-local ui serve
+.PHONY: install run test test-model-rebuild lint format viz viz-build her2st study study-gpu model-summary bench bench-features gpu-check lock clean-data mlflow-server postgres-local ui serve
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml tools/install.sh
 	bash tools/install.sh $(VENV) $(PYTHON)
@@ -62,6 +62,11 @@ viz-build: $(STAMP)
 # synthetic one); see docs/benchmarks.md.
 bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/run.py --write docs/benchmarks.md
+
+# The frozen-features section alone (extraction; the spatial head's epochs against THItoGene's from
+# pixels), into its own block of docs/benchmarks.md.
+bench-features: $(STAMP)
+	PYTHONPATH=. $(BIN)/python bench/run.py --only features --block bench-features --write docs/benchmarks.md
 
 # One fold of the paper model on a GPU (fp32, then bf16; sections kept on the device) and the
 # projected 32-fold x 300-epoch protocol time, written into docs/benchmarks.md (needs HER2ST_DIR).

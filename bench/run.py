@@ -6,7 +6,8 @@ patching and whole-job memory, scaling with section size, and the end-to-end dem
 On a real her2st section (``--section``, default B4) when ``--her2st-dir`` (or ``HER2ST_DIR``) is a
 her2st copy, else on the synthetic demo. Prints one markdown report; ``--write`` also puts it into
 that file between the ``bench:begin``/``bench:end`` markers. Workloads whose peak memory is reported
-run in fresh processes (``bench/child.py``). Ratios, not absolute times, are what compare across
+run in fresh processes (``bench/child.py``). ``--only features --block bench-features`` runs the
+frozen-features section alone into its own block (``make bench-features``). Ratios, not absolute times, are what compare across
 runs: these machines are noisy, so every comparison is measured in the same run.
 """
 
@@ -174,6 +175,9 @@ def precision_section(model: torch.nn.Module, batch, repeats: int) -> list[str]:
     ]
 
 
+SECTIONS = ["floor", "modules", "comparisons", "precision", "memory", "features", "e2e"]
+
+
 def features_rows(data_dir: Path, source: str, section: str, genes: list[str], args: argparse.Namespace) -> list[str]:
     """Feature extraction and one fold's training epoch on features against pixels (``bench.features``)."""
     sections = SectionSource(source, data_dir)
@@ -222,11 +226,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[300, 1000, 3000, 5000])
     parser.add_argument("--naive-max", type=int, default=3000, help="largest section size run the naive way")
-    parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["modules", "comparisons", "precision", "memory", "features", "e2e"]
-    )
-    parser.add_argument("--write", type=Path, help="markdown file whose bench:begin/end block is replaced")
+    parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
+    parser.add_argument("--only", choices=SECTIONS, help="run this section alone (no scaling rows)")
+    parser.add_argument("--write", type=Path, help="markdown file whose <block>:begin/end block is replaced")
+    parser.add_argument("--block", default="bench", help="the name of the block --write replaces")
     args = parser.parse_args(argv)
+    if args.only:
+        args.skip, args.sizes = [name for name in SECTIONS if name != args.only], []
     started = time.perf_counter()
     torch.manual_seed(0)
 
@@ -259,10 +265,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"GPU {torch.cuda.get_device_name()}: fp32 {fp32 / 1e12:.0f}, bf16 {bf16 / 1e12:.0f} TFLOP/s."
             )
         allocator = allocator_pair(model, batch, args.repeats) if "comparisons" not in args.skip else None
-        rows = whole_step_rows(model, batch, args.repeats)
-        if "modules" not in args.skip:
-            rows += module_rows(model, batch, args.repeats)
-        report += ["", "### One section against the arithmetic floor", "", *floor_table(rows, rate)]
+        if "floor" not in args.skip:
+            rows = whole_step_rows(model, batch, args.repeats)
+            rows += module_rows(model, batch, args.repeats) if "modules" not in args.skip else []
+            report += ["", "### One section against the arithmetic floor", "", *floor_table(rows, rate)]
         if "comparisons" not in args.skip:
             report += ["", "### Naive formulations side by side (same inputs, same run)", ""]
             report += comparison_table([allocator, *comparison_rows(model, batch, args.repeats)])
@@ -294,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join(report)
     print(text)  # noqa: T201
     if args.write:
-        write_block(args.write, text)
+        write_block(args.write, text, args.block)
 
 
 if __name__ == "__main__":

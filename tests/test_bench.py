@@ -53,8 +53,28 @@ def test_benchmark_suite_prints_and_writes_its_report(tmp_path, tmp_path_factory
     assert "| the same, bf16 autocast |" in out and "| fp32 | " in out and "| bf16 | " in out  # the memory parts
     assert "| UNI (ViT-L/16) (1 of its 24 blocks), 16 spots |" in out
     assert "| spatial head `small` on features, one epoch |" in out and "| linear probe, its whole" in out
+    assert "| spatial head `light` on features, one epoch |" in out
     assert "| the same (fp32), optimiser step in the backward pass |" in out
     scaling = next(line for line in out.splitlines() if line.startswith("| 60 |"))
     assert "error" not in scaling and "–" not in scaling.split("|")[2]
     written = document.read_text()
     assert "previous report" not in written and "Notes stay." in written and "| training step" in written
+
+
+def test_one_section_alone_writes_its_own_block(tmp_path, tmp_path_factory, capsys):
+    """``--only features --block bench-features``: that section alone, into its block; the other block stays."""
+    document = tmp_path / "benchmarks.md"
+    document.write_text("<!-- bench:begin -->\nsuite\n<!-- bench:end -->\n")
+    run.main(
+        ["--preset", "small", "--repeats", "1", "--her2st-dir", "/nonexistent", "--encoder-depth", "1",
+         "--synthetic-dir", str(demo_raw_data(tmp_path_factory)), "--only", "features", "--block", "bench-features",
+         "--write", str(document)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "### Models on frozen features" in out and "THItoGene `small` from pixels ÷ this |" in out
+    assert "arithmetic floor" not in out and "Scaling with section size" not in out and "Patching" not in out
+    written = document.read_text()
+    assert "<!-- bench:begin -->\nsuite\n<!-- bench:end -->" in written
+    block = written.split("<!-- bench-features:begin -->")[1].split("<!-- bench-features:end -->")[0]
+    light = next(line for line in block.splitlines() if line.startswith("| spatial head `light`"))
+    assert float(light.split("|")[-2]) > 0  # its speed-up over THItoGene from pixels, measured

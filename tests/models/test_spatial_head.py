@@ -9,6 +9,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from torch.utils.flop_counter import FlopCounterMode
 
 from thitogene_kedro.models import SectionExample, build_model, collate_sections
 from thitogene_kedro.models.linear_probe import LinearProbeConfig, choose_alpha
@@ -41,6 +42,30 @@ def test_the_spatial_head_predicts_from_features_and_padding_changes_nothing():
     with pytest.raises(ValueError, match="frozen-encoder features; this batch has patches only"):
         model(collate_sections([SectionExample("p", np.zeros((3, 8, 8, 3), np.uint8), np.zeros((3, 2)),
                                                np.zeros((2, 0)))]))  # fmt: skip
+
+
+def test_the_light_head_is_thitogenes_structure_at_a_thirtieth_of_its_arithmetic_and_learns():
+    section = feature_section("a", 100, dim=1024, genes=50)
+    targets = torch.as_tensor(section.targets) / 32  # unit variance: the signal is 1,024 unit features
+    batch = collate_sections([section])
+    flops = {}
+    for preset in ("paper_her2st", "light"):
+        torch.manual_seed(0)
+        model = build_model({"name": "thitogene_head", "preset": preset}, 50, feature_dim=1024)
+        with FlopCounterMode(display=False) as counter:
+            model(batch).prediction.sum().backward()
+        flops[preset] = counter.get_total_flops()
+    assert hasattr(model, "vit") and hasattr(model, "gat") and model.config.width == 22 * 16
+    assert flops["paper_her2st"] > 25 * flops["light"]
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(60):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(batch).prediction[0], targets)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
 
 
 def test_the_probe_is_standardise_pca_ridge_fitted_on_the_training_sections():

@@ -9,7 +9,9 @@ always comes from the data. Presets:
 - ``reference_her2st`` / ``reference_cscc``: the same architectures with the reference code's
   behaviours (raw 0–255 pixels, receiver-normalised GAT without self-loops, per-section
   augmentation), for reproducing published numbers or loading published weights;
-- ``small``: a compact configuration of the same structure for CPU work and tests.
+- ``small``: a compact configuration of the same structure for CPU work and tests;
+- ``light`` (``thitogene_head`` only): THItoGene's head narrowed for foundation features (tokens
+  22 × 16 wide, 2 ViT blocks, a 4-head GAT of 128), for fast training on cached features.
 """
 
 from __future__ import annotations
@@ -84,10 +86,18 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "distillation": {"copies": 2},
         },
     },
-    # on frozen features (docs/encoders.md): THItoGene's ViT and GAT at their paper or small sizes
+    # on frozen features (docs/encoders.md): THItoGene's ViT and GAT at their paper or small sizes,
+    # or ``light``: the same structure narrowed for rich features, about 1/30 of the paper's FLOPs
     "thitogene_head": {
         "paper_her2st": {},
         "paper_cscc": _CSCC_DEPTH,
+        "light": {
+            "tokens": 20,
+            "token_dim": 16,
+            "vit": {"depth": 2, "heads": 4, "head_dim": 32, "mlp_dim": 512},
+            "gat": {"heads": 4, "hidden_dim": 128, "out_dim": 128},
+            "head_hidden_dim": 256,
+        },
         "small": {
             "tokens": 6,
             "token_dim": 16,
