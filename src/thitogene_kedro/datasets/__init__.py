@@ -15,6 +15,7 @@ from thitogene_kedro.datasets.run_provenance_dataset import RunProvenanceDataset
 from thitogene_kedro.datasets.section_images_dataset import SectionImagesDataset, SectionPreviewsDataset
 from thitogene_kedro.datasets.spatial_sections_dataset import SectionCollection, SpatialSectionsDataset
 from thitogene_kedro.datasets.spatialdata_dataset import SpatialDataZarrDataset
+from thitogene_kedro.datasets.stored_patches_dataset import StoredPatchesDataset
 from thitogene_kedro.datasets.torch_model_dataset import TorchModelDataset
 from thitogene_kedro.training.checkpoints import CheckpointStore
 
@@ -42,5 +43,6 @@ __all__ = [
     "SpatialDataZarrDataset",
     "SpatialSectionsDataset",
     "SpotTableDataset",
+    "StoredPatchesDataset",
     "TorchModelDataset",
 ]

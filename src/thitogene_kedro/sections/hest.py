@@ -158,30 +158,80 @@ def read_section(root: str | Path, section: str, source: str = SOURCE, patient: 
     return adata
 
 
+class HestPatches:
+    """HEST's own patches of a sample (``patches/<id>.h5``), read batch by batch while open.
+
+    ``with HestPatches(root, section) as stored``: ``stored.spot_ids`` (the barcodes),
+    ``stored.corners`` (top-left, level-0 pixels), ``stored.source_px`` (level-0 pixels a patch
+    covers), ``stored.patch_px`` (its stored size, 224 at ``HEST_PATCH_MPP``) and
+    ``stored.read(rows)`` (those rows' pixels, in the order asked).
+
+    Raises:
+        SectionDataError: a missing file or dataset.
+    """
+
+    def __init__(self, root: str | Path, section: str) -> None:
+        self.root, self.section = Path(root), section
+        self.path = _file(root, "patches", section, ".h5")
+        self._handle: Any = None
+
+    def __enter__(self) -> HestPatches:
+        import h5py  # noqa: PLC0415 - only for HEST patches
+
+        if not self.path.is_file():
+            raise SectionDataError(self.path, self.section, "HEST patch file does not exist")
+        self._handle = handle = h5py.File(self.path, "r")
+        missing = [k for k in ("img", "coords", "barcode") if k not in handle]
+        if missing:
+            handle.close()
+            raise SectionDataError(
+                self.path, self.section, f"datasets {missing} are missing (expected img, coords, barcode)"
+            )
+        self.corners = np.asarray(handle["coords"][:], dtype=np.float64)
+        self.spot_ids = np.asarray(
+            [b.decode() if isinstance(b, bytes) else str(b) for b in handle["barcode"][:].ravel()]
+        )
+        self.patch_px = int(handle["img"].shape[1])
+        source_px = handle["img"].attrs.get("patch_size_src")
+        if source_px is None:  # older files: the source size from the sample's resolution (224 px at 0.5 µm/px)
+            source_px = (
+                self.patch_px
+                * HEST_PATCH_MPP
+                / float(read_metadata(self.root, self.section)["pixel_size_um_estimated"])
+            )
+        self.source_px = float(source_px)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._handle.close()
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), patch_px, patch_px, 3)`` uint8 pixels of ``rows`` (distinct), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows)
+        pixels = np.empty((len(rows), *self._handle["img"].shape[1:]), dtype=np.uint8)
+        pixels[order] = self._handle["img"][rows[order]]  # h5py reads increasing indices
+        return pixels
+
+    def rows_of(self, spot_ids: pd.Index | np.ndarray) -> np.ndarray:
+        """The file's row of each of ``spot_ids``, -1 where it has no patch."""
+        row = {spot: i for i, spot in enumerate(self.spot_ids)}
+        return np.asarray([row.get(str(spot), -1) for spot in spot_ids], dtype=np.int64)
+
+
 def read_patches(root: str | Path, section: str, spot_ids: pd.Index | None = None) -> dict[str, np.ndarray]:
-    """HEST's own patches of a sample: ``patches`` (N x 224 x 224 x 3 uint8, 0.5 µm/px), their spot
-    ``centres`` in level-0 pixels (the file stores top-left corners) and ``spot_ids``.
+    """HEST's own patches of a sample, all at once: ``patches`` (N x 224 x 224 x 3 uint8, 0.5 µm/px),
+    their spot ``centres`` in level-0 pixels (the file stores top-left corners) and ``spot_ids``.
 
     Raises:
         SectionDataError: a missing file or dataset, or barcodes that are not spots of ``spot_ids``.
     """
-    import h5py  # noqa: PLC0415 - only for HEST patches
-
-    path = _file(root, "patches", section, ".h5")
-    if not path.is_file():
-        raise SectionDataError(path, section, "HEST patch file does not exist")
-    with h5py.File(path, "r") as handle:
-        missing = [k for k in ("img", "coords", "barcode") if k not in handle]
-        if missing:
-            raise SectionDataError(path, section, f"datasets {missing} are missing (expected img, coords, barcode)")
-        images, corners = handle["img"][:], np.asarray(handle["coords"][:], dtype=np.float64)
-        barcodes = np.asarray([b.decode() if isinstance(b, bytes) else str(b) for b in handle["barcode"][:].ravel()])
-        source_px = handle["img"].attrs.get("patch_size_src")
-    if source_px is None:  # older files: the source size from the sample's resolution (224 px at 0.5 µm/px)
-        source_px = images.shape[1] * HEST_PATCH_MPP / float(read_metadata(root, section)["pixel_size_um_estimated"])
-    if spot_ids is not None:
-        unknown = barcodes[~np.isin(barcodes, np.asarray(spot_ids).astype(str))]
-        if len(unknown):
-            raise SectionDataError(path, section, f"{len(unknown)} patch barcode(s) are not spots of st/{section}.h5ad: "
-                                   f"{list(unknown[:5])}; the patch and count files come from different releases")  # fmt: skip
-    return {"patches": images, "centres": corners + float(source_px) / 2, "spot_ids": barcodes}
+    with HestPatches(root, section) as stored:
+        if spot_ids is not None:
+            unknown = stored.spot_ids[~np.isin(stored.spot_ids, np.asarray(spot_ids).astype(str))]
+            if len(unknown):
+                raise SectionDataError(stored.path, section, f"{len(unknown)} patch barcode(s) are not spots of "
+                                       f"st/{section}.h5ad: {list(unknown[:5])}; the patch and count files come from "
+                                       "different releases")  # fmt: skip
+        images = stored.read(np.arange(len(stored.spot_ids)))
+        return {"patches": images, "centres": stored.corners + stored.source_px / 2, "spot_ids": stored.spot_ids}

@@ -7,6 +7,7 @@ import json
 import os
 
 import anndata as ad
+import h5py
 import mlflow
 import numpy as np
 import pandas as pd
@@ -14,8 +15,9 @@ import pytest
 import torch
 import yaml
 from mlflow import MlflowClient
+from PIL import Image
 
-from tests.conftest import GENE_LIST_785, HER2ST_REAL, kedro_session
+from tests.conftest import C3_WINDOW, GENE_LIST_785, HER2ST_REAL, kedro_session, write_hest_sample
 from tests.encoders.test_frozen import SMALL, small_weights
 from thitogene_kedro.datasets import SectionImagesDataset
 from thitogene_kedro.encoders import encoder_spec, load_encoder
@@ -38,8 +40,8 @@ def store_client() -> MlflowClient:
     return MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
 
 
-def run_features(project) -> None:
-    with kedro_session(project, plan=False) as session:
+def run_features(project, **session_args) -> None:
+    with kedro_session(project, plan=False, **session_args) as session:
         session.run(pipeline_names=["features"])
 
 
@@ -196,3 +198,59 @@ def test_on_real_her2st_sections_features_train_register_and_predict_a_slide(pro
             {"features": features, "positions": graph["positions"], "edge_index": graph["edge_index"]}
         )
         np.testing.assert_allclose(predicted[list(graph["spot_ids"])].X, direct.to_numpy(), rtol=1e-4, atol=1e-4)
+
+
+def drop_stored_patch(path, barcode: str) -> None:
+    """Rewrite a HEST patch file without ``barcode``'s patch (as for a spot HEST did not patch)."""
+    with h5py.File(path, "r") as handle:
+        keep = np.asarray([b[0].decode() != barcode for b in handle["barcode"][:]])
+        kept = {k: handle[k][:][keep] for k in ("img", "coords", "barcode")}
+        attrs = dict(handle["img"].attrs)
+    with h5py.File(path, "w") as handle:
+        for k, values in kept.items():
+            handle[k] = values
+        handle["img"].attrs.update(attrs)
+
+
+@pytest.mark.skipif(not C3_WINDOW.is_dir(), reason="real C3 fixture (../shared/data) not present")
+def test_hest_samples_are_encoded_from_their_own_patches_where_they_fit(project_copy, tmp_path, monkeypatch):
+    """Two HEST copies of the real C3 crop: one with a patch for every spot is encoded from its
+    patches/<id>.h5 (features equal to those of patches cut from its pyramidal slide); one whose
+    patch file lacks a spot is cut from the slide and the report says why; ``patches: stored``
+    refuses it before anything is encoded."""
+    counts = pd.read_csv(C3_WINDOW / "C3_window_785genes.tsv.gz", sep="\t", index_col=0)
+    spots = pd.read_csv(C3_WINDOW / "C3_window_selection.tsv", sep="\t")
+    image = np.asarray(Image.open(C3_WINDOW / "C3_window.jpg").convert("RGB"))
+    hest = project_copy / "hest"
+    for sample, patient in (("SPA120", "Patient C"), ("SPA114", "Patient D")):
+        write_hest_sample(hest, sample, counts, spots, image, patient=patient, mpp=0.69)
+    with h5py.File(hest / "patches" / "SPA120.h5", "r") as handle:
+        dropped = handle["barcode"][0][0].decode()
+    drop_stored_patch(hest / "patches" / "SPA120.h5", dropped)
+    monkeypatch.setenv("HEST_DIR", str(hest))
+    _, weights = small_weights(tmp_path, "uni")
+    use_encoder(project_copy, weights, env="hest")
+    params = {"preprocessing": {"gene_selection": {"min_spots_expressed": 10}}}
+    with kedro_session(project_copy, env="hest", runtime_params=params) as session:
+        session.run(pipeline_names=["preprocessing"])
+
+    stored_only = {**params, "features": {"patches": "stored"}}
+    with pytest.raises(ProjectError, match=r"section SPA120's stored patches do not fit the encoder: 1 of \d+ spots"):
+        run_features(project_copy, env="hest", runtime_params=stored_only)
+    assert not (project_copy / "data" / "04_feature" / "encoder_features").exists()
+
+    run_features(project_copy, env="hest", runtime_params=params)
+    report = pd.read_csv(project_copy / "data" / "08_reporting" / "features_report.csv").set_index("section")
+    assert report.loc["SPA114", "patches"] == "stored: SPA114.h5"
+    assert report.loc["SPA120", "patches"].startswith("slide (1 of ") and dropped in report.loc["SPA120", "patches"]
+    identity = json.loads((project_copy / "data" / "04_feature" / "encoder_identity.json").read_text())
+    folder = project_copy / "data" / "04_feature" / "encoder_features" / identity["key"]
+    from_patches, from_slide = dict(np.load(folder / "SPA114.npz")), dict(np.load(folder / "SPA120.npz"))
+    assert str(from_patches["patch_source"]) == "stored" and str(from_slide["patch_source"]) == "slide"
+    adata = ad.read_h5ad(project_copy / "data" / "03_primary" / "sections" / "SPA114.h5ad")
+    encoder = load_encoder(encoder_spec("uni"), weights, SMALL)
+    with SectionImagesDataset("hest", str(hest)).load()["SPA114"]() as slide:
+        cut = section_features(encoder, slide, np.asarray(adata.obsm["spatial"]), section_mpp(adata), FeatureParams())
+    assert from_patches["spot_ids"].tolist() == adata.obs_names.tolist()
+    np.testing.assert_allclose(from_patches["features"], cut, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(from_slide["features"], cut, rtol=1e-5, atol=1e-5)  # the same pixels, either way

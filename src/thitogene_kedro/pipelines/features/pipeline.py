@@ -14,6 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "preprocessed_sections",
                     "raw_images",
+                    "stored_patches",
                     "frozen_encoder",
                     "encoder_feature_cache",
                     "params:features",
