@@ -103,6 +103,25 @@ def test_folds_run_side_by_side_then_the_summary_reuses_them(project_copy):
     assert int(mlflow.MlflowClient().get_model_version_by_alias("synthetic_thitogene", "champion").version) == 1
 
 
+def test_folds_of_a_model_on_frozen_features_fan_out_through_feature_training(project_copy, tmp_path):
+    """``--pipeline feature_training``: the features once in the data step, each fold alone in its
+    own process (its namespace selects the encoder's features itself), then the closing run."""
+    from tests.encoders.test_frozen import small_weights  # noqa: PLC0415
+    from tests.pipelines.features.test_pipeline import use_encoder  # noqa: PLC0415
+
+    _, weights = small_weights(tmp_path, "uni")
+    use_encoder(project_copy, weights)
+    fast_training(project_copy, ["SYN_A1"], final_model=False)
+    plan(project_copy)
+    params = "training.model.name=thitogene_head,training.model.preset=small"
+    out = kedro(project_copy, "folds", "run", "--pipeline", "feature_training", "--params", params)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = (project_copy / "logs" / "folds" / "fold_SYN_A1.log").read_text()
+    assert ": training (thitogene_head small" in log and "Features (uni-" not in log  # encoded once, before
+    assert "Features (uni-" in out.stderr and "already trained" in out.stdout + out.stderr
+    assert (project_copy / "data" / "08_reporting" / "fold_SYN_A1" / "test_scores.csv").is_file()
+
+
 def test_a_failing_fold_fails_the_command_and_skips_the_closing_run(project_copy):
     fast_training(project_copy, ["SYN_A1"], final_model=False)
     plan(project_copy)

@@ -189,3 +189,32 @@ def test_the_study_runs_each_job_as_a_run_resumes_and_writes_its_results(project
     assert again.split("Paired over")[1].split("Top genes")[0] == text.split("Paired over")[1].split("Top genes")[0]
     assert "![study_training_curves]" in again and "![study_top_gene_maps]" not in again
     assert [r.info.run_name for r in runs_in_store("thitogene_study")] == ["summary"]
+
+
+def test_models_on_frozen_features_join_the_study_paired_with_thitogene_from_pixels(project_copy, tmp_path):
+    """THItoGene from pixels, its spatial head and the linear probe on a (small, local) encoder's
+    features: the features are computed once before the jobs, each feature model trains through
+    feature_training's fold namespace, and all three are paired over (section, seed)."""
+    from tests.encoders.test_frozen import small_weights  # noqa: PLC0415
+    from tests.pipelines.features.test_pipeline import use_encoder  # noqa: PLC0415
+
+    _, weights = small_weights(tmp_path, "uni")
+    use_encoder(project_copy, weights)
+    results = project_copy / "results.md"
+    results.write_text(f"# Results\n\n{BLOCK_BEGIN}\nNot run yet.\n{BLOCK_END}\n")
+    params = ("training.epochs=1,training.model.preset=small,training.cv.folds=SYN_A1,study.seeds=0,"
+              "study.run_variants=thitogene thitogene_head linear_probe")  # fmt: skip
+    done = kedro(project_copy, "study", "run", "--params", params, "--write", "results.md")
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = " ".join(done.stderr.split())
+    assert "Features (uni-" in log and "study: job 3 of 3: fold_SYN_A1-linear_probe-s0" in log
+    runs = {r.info.run_name: r for r in runs_in_store("thitogene_study") if r.info.run_name != "summary"}
+    assert {name: r.data.params["training.model.name"] for name, r in runs.items()} == {
+        "fold_SYN_A1-thitogene-s0": "thitogene", "fold_SYN_A1-thitogene_head-s0": "thitogene_head",
+        "fold_SYN_A1-linear_probe-s0": "linear_probe"}  # fmt: skip
+    assert all(
+        r.info.status == "FINISHED" and "fold_SYN_A1.test.SYN_A1.pcc_mean" in r.data.metrics for r in runs.values()
+    )
+    text = results.read_text()
+    assert "jobs finished: 3 of 3" in text
+    assert "| thitogene | thitogene_head | 1 |" in text and "| thitogene | linear_probe | 1 |" in text

@@ -245,25 +245,33 @@ def list_folds(env: str | None, params: str | None) -> None:
 @click.option("--per-device", default=1, show_default=True, type=click.IntRange(1), help="Folds at once per device.")
 @click.option("--env", "-e", default=None, help="Kedro environment.")
 @click.option("--params", default=None, help="Runtime parameters, as for kedro run.")
-@click.option("--then", "then", default="training", show_default=True, help="Pipeline run after the folds.")
+@click.option("--then", "then", default=None, help="Pipeline run after the folds [default: --pipeline].")
+@click.option(
+    "--pipeline", type=click.Choice(["training", "feature_training"]), default="training", show_default=True,
+    help="What trains each fold: feature_training for a model on frozen-encoder features (features run once first).",
+)  # fmt: skip
 @with_reported_errors
-def run_folds(devices: str, per_device: int, env: str | None, params: str | None, then: str) -> None:
+def run_folds(  # noqa: PLR0913 - the command's options
+    devices: str, per_device: int, env: str | None, params: str | None, then: str | None, pipeline: str
+) -> None:
     """Data pipelines once, every fold in its own process side by side, then ``--then``."""
     project, runtime = Path.cwd(), parse_params(params)
     check_training(_config_loader(project, env, runtime)["parameters"].get("training", {}))
     names = fold_names(project, env, runtime)
     click.echo(f"{len(names)} folds on {devices} × {per_device}: {' '.join(names)}")
-    _run_step("the data pipelines", kedro_command("--pipelines", DATA_PIPELINES, env=env, params=params))
+    data = "preprocessing,graph_building,features" if pipeline == "feature_training" else DATA_PIPELINES
+    _run_step("the data pipelines", kedro_command("--pipelines", data, env=env, params=params))
     codes = run_side_by_side(
         names,
         devices.split(","),
         per_device,
-        lambda fold: kedro_command("--pipelines", "training", "--namespaces", fold, env=env, params=params),
+        lambda fold: kedro_command("--pipelines", pipeline, "--namespaces", fold, env=env, params=params),
         project / "logs" / "folds",
     )
     failed = sorted(fold for fold, code in codes.items() if code)
     if failed:
         raise click.ClickException(f"folds failed: {' '.join(failed)} (see logs/folds/); rerun to resume them")
+    then = then or pipeline
     _run_step(f"the closing run (--pipelines {then})", kedro_command("--pipelines", then, env=env, params=params))
 
 
@@ -281,7 +289,7 @@ def study() -> None:
 
 def _study_run(project: Path, env: str | None, params: dict, command: str) -> StudyRun:
     """Plan the folds (as ``kedro folds plan``), read ``study`` and list the jobs."""
-    from thitogene_kedro.study import StudyParams, StudyRun, study_jobs  # noqa: PLC0415
+    from thitogene_kedro.study import StudyParams, StudyRun, study_jobs, variant_pipelines  # noqa: PLC0415
 
     loader = _config_loader(project, env, params)
     check_training(loader["parameters"].get("training", {}))
@@ -290,7 +298,9 @@ def _study_run(project: Path, env: str | None, params: dict, command: str) -> St
         study = StudyParams.model_validate(loader["parameters"].get("study", {}))
     except ValueError as error:
         raise click.ClickException(f"study parameters (conf/*/parameters_study.yml): {error}") from None
-    return StudyRun(project, env, params, study, study_jobs(study, [n for n in names if n != "final"]))
+    jobs = study_jobs(study, [n for n in names if n != "final"])
+    training = loader["parameters"].get("training", {})
+    return StudyRun(project, env, params, study, jobs, variant_pipelines(study, training))
 
 
 def _study_command(verb: str, env: str | None, params: str | None) -> str:
@@ -316,7 +326,7 @@ def run_study(env: str | None, params: str | None, devices: str, parallel: int, 
     click.echo(f"study {run.study.experiment}: {len(run.jobs)} jobs ({variants} variants × {seeds} seeds × "
                f"{len(run.jobs) // variants // seeds} folds)")  # fmt: skip
     with _session(project, env, runtime) as session:
-        session.run(pipeline_names=DATA_PIPELINES.split(","))
+        session.run(pipeline_names=run.data_pipelines)
     catalog = studies.per_run_suffix(lambda p: _config_loader(project, env, p)["catalog"])
     recorded = studies.records.recorded(run.study.record_folder(project), [job.run_name for job in run.jobs])
     todo = studies.pending(run.jobs, set(finished_runs(run.study.experiment)), recorded)
@@ -326,7 +336,7 @@ def run_study(env: str | None, params: str | None, devices: str, parallel: int, 
         jobs = {job.run_name: job for _, job in todo}
         codes = run_side_by_side(
             list(jobs), devices.split(","), parallel,
-            lambda name: kedro_command("--pipelines", "training", "--namespaces", jobs[name].fold, env=env,
+            lambda name: kedro_command("--pipelines", run.pipeline(jobs[name]), "--namespaces", jobs[name].fold, env=env,
                                        params=params_option(job_parameters(jobs[name], run.study, runtime))),
             project / "logs" / "study",
         )  # fmt: skip

@@ -24,7 +24,7 @@ import os
 import platform
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -265,13 +265,42 @@ def study_report(
 
 @dataclass(frozen=True)
 class StudyRun:
-    """How one study runs: the project, its environment and runtime parameters, and the jobs."""
+    """How one study runs: the project, its environment and runtime parameters, the jobs and the
+    pipeline each variant trains with (``variant_pipelines``; ``training`` where absent)."""
 
     project: Path
     env: str | None
     params: dict[str, Any]
     study: StudyParams
     jobs: list[Job]
+    pipelines: Mapping[str, str] = field(default_factory=dict)
+
+    def pipeline(self, job: Job) -> str:
+        """The pipeline whose ``job.fold`` namespace trains and scores ``job``."""
+        return self.pipelines.get(job.variant, "training")
+
+    @property
+    def data_pipelines(self) -> list[str]:
+        """What runs once before the jobs: preprocessing and graph building, ``patching`` where a
+        variant's model trains on patches and ``features`` where one trains on frozen-encoder features."""
+        kinds = {self.pipeline(job) for job in self.jobs}
+        patching = ["patching"] if "training" in kinds else []
+        features = ["features"] if "feature_training" in kinds else []
+        return ["preprocessing", *patching, "graph_building", *features]
+
+
+def variant_pipelines(study: StudyParams, training: Mapping[str, Any]) -> dict[str, str]:
+    """Per chosen variant, ``feature_training`` where its model (its own ``training.model.name``,
+    else the configured ``training``'s) takes frozen-encoder features, else ``training``."""
+    from thitogene_kedro.models.registry import MODELS  # noqa: PLC0415 - the model classes, on demand
+
+    configured = training.get("model", {}).get("name", "thitogene")
+    pipelines = {}
+    for variant in study.chosen_variants:
+        name = study.variants[variant].get("training", {}).get("model", {}).get("name", configured)
+        takes = MODELS[name][0].input_kind if name in MODELS else "patches"
+        pipelines[variant] = "feature_training" if takes == "features" else "training"
+    return pipelines
 
 
 def pending(jobs: Sequence[Job], finished: set[str], recorded: set[str]) -> list[tuple[int, Job]]:
@@ -300,7 +329,7 @@ def run_in_process(
         logger.info("study: job %d of %d: %s", k, len(run.jobs), job.run_name)
         try:
             with session(run.project, run.env, job_parameters(job, run.study, run.params)) as kedro:
-                kedro.run(pipeline_names=["training"], namespaces=[job.fold])
+                kedro.run(pipeline_names=[run.pipeline(job)], namespaces=[job.fold])
             record_finished(run, catalog_config, [job])
         except (KeyboardInterrupt, RunInterrupted):
             while mlflow.active_run():

@@ -20,14 +20,15 @@ SHARED_INPUTS = {
     "preprocessed_sections",
     "run_provenance",
     "section_patches",
-    "spot_features",
+    "encoder_features",
     "encoder_identity",
     "spot_graphs",
     "gene_statistics",
     "gene_list",
 }
 # What a spot is given as: its patches (the training pipeline) or the features of a frozen encoder
-# (feature_training; docs/encoders.md).
+# (feature_training; docs/encoders.md), selected by the encoder's key in each fold's namespace, so a
+# fold runs alone (``--namespaces``) as well as with the others.
 SPOT_INPUTS = {"patches": "section_patches", "features": "spot_features"}
 SHARED_PARAMETERS = {
     "params:folds", "params:preprocessing", "params:patching", "params:graph_building", "params:training",
@@ -70,7 +71,11 @@ def fold_pipeline(fold: Fold, register: bool = False, spots: str = "patches") ->
     """The nodes of one fold in namespace ``fold.name``: its datasets are ``<fold>.genes``, ``<fold>.model``...
     ``spots``: ``patches`` or ``features`` (:data:`SPOT_INPUTS`)."""
     encoder = ["encoder_identity"] if spots == "features" else []
-    steps = [
+    steps = [] if spots == "patches" else [
+        Node(nodes.select_encoder_features, ["encoder_features", "encoder_identity"], "spot_features",
+             name="select_encoder_features")
+    ]  # fmt: skip
+    steps += [
         Node(_bound(nodes.define_fold, fold_name=fold.name), "params:folds", "fold", name="define_fold"),
         Node(
             nodes.input_settings,
@@ -109,9 +114,6 @@ def create_pipeline(
     """The training pipeline for ``folds``; ``register_folds`` adds a registration per tested fold;
     ``spots: features`` trains the models on frozen-encoder features (after the features pipeline)."""
     pipeline = Pipeline([])
-    if spots == "features":
-        pipeline += Pipeline([Node(nodes.select_encoder_features, ["encoder_features", "encoder_identity"],
-                                   "spot_features", name="select_encoder_features")])  # fmt: skip
     for fold in folds:
         pipeline += fold_pipeline(fold, register=register_folds and bool(fold.test), spots=spots)
     tested = [f for f in folds if f.test]
