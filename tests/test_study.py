@@ -13,9 +13,12 @@ from PIL import Image
 from scipy import stats
 
 from tests.test_cli import kedro, runs_in_store
+from thitogene_kedro import study_records
 from thitogene_kedro.markdown_blocks import markers, write_block
 from thitogene_kedro.study import (
     StudyParams,
+    StudyRun,
+    compared_records,
     job_parameters,
     output_name,
     params_option,
@@ -88,6 +91,38 @@ def test_results_are_over_seeds_and_paired_over_section_and_seed():
     cell = results.per_section.set_index("section").loc["C2", "thitogene"]
     c2 = scores[(scores["variant"] == "thitogene") & (scores["section"] == "C2")]["pcc_mean"]
     assert cell == f"{c2.mean():.3f} ± {c2.std():.3f} (3)"
+
+
+def record_of(job: Job, pcc: float) -> dict:
+    genes = pd.DataFrame({"section": ["B4"], "gene": ["A"], "pcc": [pcc], "neg_log10_p": [1.0]})
+    return study_records.job_record(job, {job.fold.removeprefix("fold_"): {"pcc_mean": pcc}}, genes,
+                                    pd.DataFrame({"epoch": [1]}), {})  # fmt: skip
+
+
+def test_another_studys_records_of_a_variant_are_paired_with_the_reference(tmp_path):
+    """``compare_with``: the small study's THItoGene beside the paper configuration's, on the folds
+    and seeds both have, without training it again."""
+    folds, small = ["fold_B4", "fold_C2", "fold_C3"], tmp_path / "docs" / "study_records" / "small_study"
+    for fold, pcc in zip(folds, (0.3, 0.2, 0.1), strict=True):
+        for seed in ("0", "1"):  # seed 1 is not in the paper study: left out
+            study_records.write_record(small, record_of(Job(fold, "thitogene", seed), pcc))
+    study = StudyParams(experiment="paper", seeds=[0], compare_with="small_study/thitogene")
+    run = StudyRun(tmp_path, None, {}, study, study_jobs(study, folds))
+    compared = compared_records(run)
+    assert sorted(compared) == [f"small_study/{f}-thitogene-s0" for f in folds]
+    assert {r["variant"] for r in compared.values()} == {"small_study/thitogene"}
+    paper = {job.run_name: record_of(job, pcc) for job, pcc in zip(run.jobs, (-0.1, 0.25, 0.15), strict=True)}
+    scores = study_records.section_scores(paper | compared)
+    results = summarise_study(scores, "thitogene", study.chosen_variants + study.compared_variants)
+    paired = results.paired.iloc[0]
+    assert paired["variant"] == "small_study/thitogene" and paired["pairs"] == 3 and paired["wins"] == 2
+    assert paired["mean_difference"] == pytest.approx((-0.4 + 0.05 + 0.05) / 3)
+    assert results.per_section.set_index("section").loc["B4", "small_study/thitogene"] == "0.300 (1)"
+    with pytest.raises(ValueError, match=r"no records of 'no_gat' .*expected e.g. fold_B4-no_gat-s0.json"):
+        compared_records(StudyRun(tmp_path, None, {}, study.model_copy(update={"compare_with": ["small_study/no_gat"]}),
+                                  run.jobs))  # fmt: skip
+    with pytest.raises(ValueError, match="not <experiment>/<variant>"):
+        StudyParams(compare_with="thitogene")
 
 
 def test_top_genes_rank_by_mean_neg_log10_p():

@@ -67,6 +67,12 @@ class StudyParams(BaseModel):
     run_variants: Literal["all"] | list[str] = "all"
     top_genes: int = Field(5, ge=1)
     record_dir: str = "docs/study_records"  # one JSON per finished job, under <record_dir>/<experiment>/
+    compare_with: list[str] = Field(default_factory=list)  # "<experiment>/<variant>": records of another study
+
+    @property
+    def compared_variants(self) -> list[str]:
+        """The summary's names of ``compare_with``'s variants: the entries, ``<experiment>/<variant>``."""
+        return list(self.compare_with)
 
     def record_folder(self, project: Path) -> Path:
         """Where this study's job records are kept (:mod:`thitogene_kedro.study_records`)."""
@@ -77,7 +83,7 @@ class StudyParams(BaseModel):
         """The variants this study runs (``run_variants``), in ``variants``' order."""
         return [v for v in self.variants if self.run_variants == "all" or v in self.run_variants]
 
-    @field_validator("seeds", "folds", "run_variants", mode="before")
+    @field_validator("seeds", "folds", "run_variants", "compare_with", mode="before")
     @classmethod
     def _split_words(cls, value: Any) -> Any:
         """``--params "study.seeds=0 1"`` gives one string: its words are the list."""
@@ -98,6 +104,11 @@ class StudyParams(BaseModel):
             raise ValueError(f"study.run_variants: {unknown} are not among study.variants {sorted(self.variants)}")
         if self.reference not in self.chosen_variants:
             raise ValueError(f"study.run_variants must include the reference variant {self.reference!r}")
+        malformed = [entry for entry in self.compare_with if entry.count("/") != 1 or "" in entry.split("/")]
+        if malformed:
+            raise ValueError(
+                f"study.compare_with: {malformed} are not <experiment>/<variant> (e.g. thitogene_study/thitogene)"
+            )
 
 
 def study_jobs(study: StudyParams, folds: Sequence[str]) -> list[Job]:
@@ -150,6 +161,13 @@ class StudyResults:
     paired: pd.DataFrame  # reference against each other variant over (section, seed) pairs
 
 
+def section_cell(stats: pd.Series) -> str:
+    """ "mean ± SD (seeds)" of one section and variant; no SD from one seed."""
+    if stats["count"] < 2:  # noqa: PLR2004 - an SD needs two seeds
+        return f"{stats['mean']:.3f} (1)"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f} ({int(stats['count'])})"
+
+
 def summarise_study(scores: pd.DataFrame, reference: str, variants: Sequence[str]) -> StudyResults:
     """Per variant the mean ± SD over seeds of the mean held-out PCC (seeds with every fold only),
     per section the mean ± SD over seeds, and paired Wilcoxon tests of ``reference`` against each
@@ -166,7 +184,7 @@ def summarise_study(scores: pd.DataFrame, reference: str, variants: Sequence[str
     )
     per_variant.insert(2, "folds", folds)
     stats = scores.groupby(["section", "variant"])["pcc_mean"].agg(["mean", "std", "count"])
-    cells = stats.apply(lambda r: f"{r['mean']:.3f} ± {r['std']:.3f} ({int(r['count'])})", axis=1)
+    cells = stats.apply(section_cell, axis=1)
     per_section = cells.unstack("variant").reindex(columns=[v for v in variants if v in set(scores["variant"])])
     rows = []
     keyed = scores.set_index(["section", "seed"])
@@ -481,6 +499,25 @@ def log_summary_run(
         return active.info.run_id
 
 
+def compared_records(run: StudyRun) -> dict[str, dict[str, Any]]:
+    """``study.compare_with``'s records: another study's jobs of one variant on this study's folds
+    and seeds, named ``<experiment>/<variant>`` so they join the summary as a variant that is
+    paired with the reference (not trained here). None found is an error naming the folder."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry, name in zip(run.study.compare_with, run.study.compared_variants, strict=True):
+        experiment, variant = entry.split("/")
+        folder = run.project / run.study.record_dir / experiment
+        wanted = sorted({Job(job.fold, variant, job.seed).run_name for job in run.jobs})
+        these = records.read_records(folder, wanted)
+        if not these:
+            raise ValueError(
+                f"study.compare_with {entry!r}: no records of {variant!r} on this study's folds and seeds in "
+                f"{folder} (expected e.g. {wanted[0]}.json); run that study first or fix the name"
+            )
+        found |= {f"{experiment}/{key}": record | {"variant": name} for key, record in these.items()}
+    return found
+
+
 def summarise(
     run: StudyRun, catalog_config: Callable[[dict[str, Any]], dict], write: Path | None, command: str
 ) -> StudyResults:
@@ -489,11 +526,19 @@ def summarise(
     catalog_config = per_run_suffix(catalog_config)
     record_finished(run, catalog_config)
     recorded = records.read_records(run.study.record_folder(run.project), [job.run_name for job in run.jobs])
-    results = summarise_study(records.section_scores(recorded), run.study.reference, run.study.chosen_variants)
+    compared = compared_records(run)
+    variants = run.study.chosen_variants + run.study.compared_variants
+    results = summarise_study(records.section_scores(recorded | compared), run.study.reference, variants)
     genes = top_genes(records.gene_scores(recorded), run.study.top_genes)
     figures = study_figures(run, catalog_config, recorded, genes)
     jobs = (len(recorded), len(run.jobs))
     header = provenance(run, command) | {"records": f"`{run.study.record_folder(Path()).as_posix()}/`"}
+    if compared:
+        header["compared with"] = ", ".join(
+            f"`{name}`: {sum(r['variant'] == name for r in compared.values())} jobs of "
+            f"`{run.study.record_dir}/{name.partition('/')[0]}/`"
+            for name in run.study.compared_variants
+        )
     where = records.origins(recorded)
     markdown = results_markdown(results, genes, header, jobs, where)
     page = study_report(results, genes, header, figures, jobs, where)
@@ -506,7 +551,9 @@ def summarise(
             image.save(folder / files[name])
         (write.parent / f"{prefix}_report.html").write_text(page)
         markdown += "\n" + "\n".join(f"![{name}](figures/{file})" for name, file in files.items())
-        markdown += f"\n\nThe same as one HTML page: [{prefix}_report.html]({prefix}_report.html).\n"
+        markdown += (f"\n\nThe same as one HTML page: [{prefix}_report.html]({prefix}_report.html), written beside "
+                     "this file with the figures and logged to the summary MLflow run; the report and the gene maps "
+                     "show observed expression, so they stay out of the repository (`.gitignore`).\n")  # fmt: skip
     run_id = log_summary_run(run, results, genes, markdown, figures | {"study_report.html": page})
     logger.info("study: %d of %d jobs summarised in MLflow run %s", *jobs, run_id)
     if write is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -145,9 +146,14 @@ def summarise_sweep(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return summary, pd.DataFrame(pairs)
 
 
+def number_cell(value: float) -> str:
+    """A number to 3 decimals; a missing one (an SD over one seed) as a dash."""
+    return "–" if math.isnan(value) else f"{value:.3f}"
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A pipe table (numbers to 3 decimals)."""
-    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)]
+    cells = [[number_cell(v) if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
