@@ -19,9 +19,11 @@ from thitogene_kedro import sweep
 FOLDS, VARIANTS, SEEDS = ["fold_A", "fold_B", "fold_C"], ["thitogene", "histogene"], ["0", "1"]
 
 
-def script_job(index: int, tracking_uri: str = "http://127.0.0.1:9") -> subprocess.CompletedProcess:
+def script_job(
+    index: int, tracking_uri: str = "http://127.0.0.1:9", variants: list[str] = VARIANTS
+) -> subprocess.CompletedProcess:
     """deploy/run_fold_index.sh with `kedro` replaced by `echo`, so it prints the command it would run."""
-    env = {**os.environ, "FOLDS": " ".join(FOLDS), "VARIANTS": " ".join(VARIANTS), "SEEDS": " ".join(SEEDS)}
+    env = {**os.environ, "FOLDS": " ".join(FOLDS), "VARIANTS": " ".join(variants), "SEEDS": " ".join(SEEDS)}
     env |= {"MLFLOW_TRACKING_URI": tracking_uri, "EXPERIMENT": "sweep_x"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the project's python
     script = (PROJECT_ROOT / "deploy" / "run_fold_index.sh").read_text().replace("\nkedro run ", "\necho kedro run ")
@@ -39,12 +41,29 @@ def test_the_job_script_runs_the_job_python_maps_each_index_to():
         out = script_job(index)
         assert out.returncode == 0, out.stderr
         command = out.stdout.splitlines()[1]
-        assert f"--namespaces {job.fold} " in command
+        assert f"kedro run --pipelines training --namespaces {job.fold} " in command
         assert f"run_name={job.run_name},run_suffix=-{job.variant}-s{job.seed},mlflow_experiment=sweep_x" in command
         assert f"training.model.name={job.variant},training.seed={job.seed}" in command
     with pytest.raises(IndexError):
         sweep.job_at(12, FOLDS, VARIANTS, SEEDS)
     assert "outside 0..11" in script_job(12).stderr
+
+
+def test_models_on_frozen_features_fan_out_through_feature_training(monkeypatch, capsys):
+    """A job of thitogene_head or linear_probe trains in feature_training's fold namespace, and the
+    data step before the array adds the features pipeline (patching only where a model needs it)."""
+    variants = ["thitogene", "thitogene_head", "linear_probe"]
+    for index, job in enumerate(sweep.all_jobs(FOLDS, variants, ["0"])):
+        out = script_job(index, variants=variants)
+        assert out.returncode == 0, out.stderr
+        pipeline = "training" if job.variant == "thitogene" else "feature_training"
+        assert f"kedro run --pipelines {pipeline} --namespaces {job.fold} " in out.stdout.splitlines()[1]
+    for chosen, expected in (("thitogene_head linear_probe", "preprocessing,graph_building,features"),
+                             ("histogene thitogene_head", "preprocessing,patching,graph_building,features"),
+                             ("thitogene", "preprocessing,patching,graph_building")):  # fmt: skip
+        monkeypatch.setenv("VARIANTS", chosen)
+        assert sweep.main(["data-pipelines"]) == 0
+        assert capsys.readouterr().out.strip() == expected
 
 
 def test_fold_jobs_refuse_to_open_the_database_themselves():

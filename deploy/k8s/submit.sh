@@ -5,8 +5,9 @@
 #   FOLDS="$(kedro folds list | grep -v '^final$' | tr '\n' ' ')" [VARIANTS=...] [SEEDS=...] [PARALLELISM=8] \
 #   deploy/k8s/submit.sh
 #
-# The data pipelines must have run on the data volume first (e.g. kedro run --pipelines
-# preprocessing,patching,graph_building in a pod mounting it). Failed indices are retried on their
+# The data pipelines must have run on the data volume first (kedro run --pipelines
+# "$(VARIANTS=... python -m thitogene_kedro.sweep data-pipelines)" in a pod mounting it: features too
+# for a model on frozen-encoder features). Failed indices are retried on their
 # own (backoffLimitPerIndex); to rerun what still failed, delete the Job and submit again: finished
 # folds return at once from their completed checkpoints and only the others train.
 set -euo pipefail

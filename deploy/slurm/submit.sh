@@ -5,7 +5,8 @@
 #   [SEEDS="0 1 2"] [THROTTLE=8] [EXPERIMENT=thitogene_cv] [EXTRA_PARAMS=training.epochs=300] \
 #   deploy/slurm/submit.sh [extra sbatch options for the array, e.g. --partition=gpu]
 #
-# 1. runs the data pipelines here (one process; fold jobs read their outputs from the shared disk);
+# 1. runs the data pipelines here (one process; fold jobs read their outputs from the shared disk;
+#    `python -m thitogene_kedro.sweep data-pipelines` says which: features too for thitogene_head, linear_probe);
 # 2. creates the MLflow experiment once (concurrent first use races: runs land in Default or crash);
 # 3. submits deploy/slurm/cv_array.sbatch as --array=0-<folds·variants·seeds - 1>%THROTTLE;
 # 4. submits deploy/slurm/aggregate.sbatch with --dependency=afterany:<array>.
@@ -18,7 +19,8 @@ cd "$(dirname "$0")/../.."
 export EXPERIMENT=${EXPERIMENT:-thitogene_cv} VARIANTS=${VARIANTS:-thitogene} SEEDS=${SEEDS:-0}
 env_args=(); [[ -n "${KEDRO_ENV:-}" ]] && env_args=(--env "$KEDRO_ENV")
 mkdir -p logs/slurm
-kedro run --pipelines preprocessing,patching,graph_building "${env_args[@]}" >&2
+# the data pipelines the variants need (features too for a model on frozen-encoder features)
+kedro run --pipelines "$(python -m thitogene_kedro.sweep data-pipelines)" "${env_args[@]}" >&2
 python -m thitogene_kedro.sweep create-experiment "$EXPERIMENT" >&2
 # the fold namespaces, from the one fold list the pipeline is built from (FOLDS set: that list instead)
 FOLDS=${FOLDS:-$(kedro folds list "${env_args[@]}" | grep -v '^final$' | tr '\n' ' ')}

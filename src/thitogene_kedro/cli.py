@@ -51,8 +51,6 @@ if TYPE_CHECKING:
 
     from thitogene_kedro.study import StudyRun  # noqa: F401 - the return annotation
 
-DATA_PIPELINES = "preprocessing,patching,graph_building"
-
 
 def _session(project: Path, env: str | None, params: dict) -> KedroSession:
     bootstrap_project(project)
@@ -259,7 +257,9 @@ def run_folds(  # noqa: PLR0913 - the command's options
     check_training(_config_loader(project, env, runtime)["parameters"].get("training", {}))
     names = fold_names(project, env, runtime)
     click.echo(f"{len(names)} folds on {devices} × {per_device}: {' '.join(names)}")
-    data = "preprocessing,graph_building,features" if pipeline == "feature_training" else DATA_PIPELINES
+    from thitogene_kedro.sweep import data_pipelines  # noqa: PLC0415
+
+    data = ",".join(data_pipelines([pipeline]))
     _run_step("the data pipelines", kedro_command("--pipelines", data, env=env, params=params))
     codes = run_side_by_side(
         names,

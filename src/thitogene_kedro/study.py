@@ -38,7 +38,7 @@ from thitogene_kedro.errors import RunInterrupted
 from thitogene_kedro.markdown_blocks import write_block
 from thitogene_kedro.metrics import paired_comparison
 from thitogene_kedro.models.registry import deep_merge
-from thitogene_kedro.sweep import Job, finished_runs, markdown_table
+from thitogene_kedro.sweep import Job, data_pipelines, finished_runs, markdown_table, training_pipeline
 from thitogene_kedro.training.metric_names import parse_held_out
 
 logger = logging.getLogger(__name__)
@@ -299,26 +299,18 @@ class StudyRun:
 
     @property
     def data_pipelines(self) -> list[str]:
-        """What runs once before the jobs: preprocessing and graph building, ``patching`` where a
-        variant's model trains on patches and ``features`` where one trains on frozen-encoder features."""
-        kinds = {self.pipeline(job) for job in self.jobs}
-        patching = ["patching"] if "training" in kinds else []
-        features = ["features"] if "feature_training" in kinds else []
-        return ["preprocessing", *patching, "graph_building", *features]
+        """What runs once before the jobs (:func:`thitogene_kedro.sweep.data_pipelines`)."""
+        return data_pipelines(self.pipeline(job) for job in self.jobs)
 
 
 def variant_pipelines(study: StudyParams, training: Mapping[str, Any]) -> dict[str, str]:
-    """Per chosen variant, ``feature_training`` where its model (its own ``training.model.name``,
-    else the configured ``training``'s) takes frozen-encoder features, else ``training``."""
-    from thitogene_kedro.models.registry import MODELS  # noqa: PLC0415 - the model classes, on demand
-
+    """Per chosen variant, the pipeline that trains its model (its own ``training.model.name``, else
+    the configured ``training``'s): :func:`thitogene_kedro.sweep.training_pipeline`."""
     configured = training.get("model", {}).get("name", "thitogene")
-    pipelines = {}
-    for variant in study.chosen_variants:
-        name = study.variants[variant].get("training", {}).get("model", {}).get("name", configured)
-        takes = MODELS[name][0].input_kind if name in MODELS else "patches"
-        pipelines[variant] = "feature_training" if takes == "features" else "training"
-    return pipelines
+    return {
+        variant: training_pipeline(study.variants[variant].get("training", {}).get("model", {}).get("name", configured))
+        for variant in study.chosen_variants
+    }
 
 
 def pending(jobs: Sequence[Job], finished: set[str], recorded: set[str]) -> list[tuple[int, Job]]:

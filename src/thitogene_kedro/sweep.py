@@ -26,6 +26,8 @@ from string import Template
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # mlflow and pandas load only in the commands that need them: every fold job runs ``job``
+    from collections.abc import Iterable
+
     import mlflow
     import pandas as pd
 
@@ -50,6 +52,24 @@ class Job:
         fold, _, rest = name.partition("-")
         variant, _, seed = rest.rpartition("-s")
         return cls(fold, variant, seed)
+
+
+def training_pipeline(model: str) -> str:
+    """The pipeline whose fold namespaces train ``model``: ``feature_training`` for a model on
+    frozen-encoder features, else ``training`` (an unknown name too: its parameters name it)."""
+    from thitogene_kedro.models.registry import MODELS  # noqa: PLC0415 - the model classes (torch) on demand
+
+    takes = MODELS[model][0].input_kind if model in MODELS else "patches"
+    return "feature_training" if takes == "features" else "training"
+
+
+def data_pipelines(training_pipelines: Iterable[str]) -> list[str]:
+    """What runs once before fold jobs of these training pipelines: preprocessing and graph
+    building, ``patching`` for models on patches and ``features`` for models on frozen features."""
+    kinds = set(training_pipelines)
+    patching = ["patching"] if "training" in kinds else []
+    features = ["features"] if "feature_training" in kinds else []
+    return ["preprocessing", *patching, "graph_building", *features]
 
 
 def job_at(index: int, folds: list[str], variants: list[str], seeds: list[str]) -> Job:
@@ -213,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--experiment", required=True)
     summary.add_argument("--expected-runs", type=int, default=0)
     summary.add_argument("--output", type=Path)
+    commands.add_parser("data-pipelines", help="the data pipelines the fold jobs of VARIANTS need, comma-joined")
     rendering = commands.add_parser("render")
     rendering.add_argument("template", type=Path)
     args = parser.parse_args(argv)
@@ -221,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
             chosen = job_at(args.index, *_sweep_axes())
         except IndexError as error:
             raise SystemExit(f"job: {error}") from None
-        print(chosen.fold, chosen.variant, chosen.seed)  # noqa: T201
+        print(chosen.fold, chosen.variant, chosen.seed, training_pipeline(chosen.variant))  # noqa: T201
+        return 0
+    if args.command == "data-pipelines":
+        print(",".join(data_pipelines(map(training_pipeline, _env_list("VARIANTS", "thitogene")))))  # noqa: T201
         return 0
     if args.command == "render":
         print(render(args.template.read_text(), dict(os.environ)), end="")  # noqa: T201
