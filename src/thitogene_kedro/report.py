@@ -49,13 +49,13 @@ def _table(table: pd.DataFrame | None, why_empty: str, rows: int = 60) -> str:
         return f'<p class="note">(empty: {html.escape(why_empty)})</p>'
     shown = table.head(rows)
     more = f'<p class="note">first {rows} of {len(table)} rows</p>' if len(table) > rows else ""
-    return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="NaN") + more
+    return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="–") + more
 
 
 def _searchable_table(table: pd.DataFrame, key: str) -> str:
     """Every row, with a filter box and sortable columns."""
     body = table.to_html(
-        index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="NaN", table_id=key, classes="sortable"
+        index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="–", table_id=key, classes="sortable"
     )
     box = f'<input class="filter" data-table="{key}" placeholder="filter the {len(table)} rows (e.g. ERBB2)">'
     return f'{box}<p class="note">click a column header to sort</p><div class="scroll">{body}</div>'

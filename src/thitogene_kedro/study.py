@@ -196,7 +196,7 @@ def summarise_study(scores: pd.DataFrame, reference: str, variants: Sequence[str
             continue
         compared = paired_comparison(pairs["pcc_mean_a"], pairs["pcc_mean_b"])
         rows.append({"reference": reference, "variant": other, "pairs": compared.pop("sections"), **compared})
-    return StudyResults(scores, per_variant, per_section.reset_index(), pd.DataFrame(rows))
+    return StudyResults(scores, per_variant, per_section.rename_axis(columns=None).reset_index(), pd.DataFrame(rows))
 
 
 def top_genes(gene_scores: pd.DataFrame, n: int) -> pd.DataFrame:
