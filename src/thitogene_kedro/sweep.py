@@ -54,13 +54,15 @@ class Job:
         return cls(fold, variant, seed)
 
 
+# The models that take frozen-encoder features (their class's ``input_kind``), named here so that the
+# fold-job script learns a job's pipeline without importing torch; tests/test_sweep.py checks the two agree.
+FEATURE_MODELS = frozenset({"thitogene_head", "linear_probe"})
+
+
 def training_pipeline(model: str) -> str:
     """The pipeline whose fold namespaces train ``model``: ``feature_training`` for a model on
     frozen-encoder features, else ``training`` (an unknown name too: its parameters name it)."""
-    from thitogene_kedro.models.registry import MODELS  # noqa: PLC0415 - the model classes (torch) on demand
-
-    takes = MODELS[model][0].input_kind if model in MODELS else "patches"
-    return "feature_training" if takes == "features" else "training"
+    return "feature_training" if model in FEATURE_MODELS else "training"
 
 
 def data_pipelines(training_pipelines: Iterable[str]) -> list[str]:
