@@ -113,7 +113,7 @@ def test_another_studys_records_of_a_variant_are_paired_with_the_reference(tmp_p
     assert {r["variant"] for r in compared.values()} == {"small_study/thitogene"}
     paper = {job.run_name: record_of(job, pcc) for job, pcc in zip(run.jobs, (-0.1, 0.25, 0.15), strict=True)}
     scores = study_records.section_scores(paper | compared)
-    results = summarise_study(scores, "thitogene", study.chosen_variants + study.compared_variants)
+    results = summarise_study(scores, "thitogene", study.chosen_variants + study.compare_with)
     paired = results.paired.iloc[0]
     assert paired["variant"] == "small_study/thitogene" and paired["pairs"] == 3 and paired["wins"] == 2
     assert paired["mean_difference"] == pytest.approx((-0.4 + 0.05 + 0.05) / 3)

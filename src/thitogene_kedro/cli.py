@@ -292,14 +292,15 @@ def _study_run(project: Path, env: str | None, params: dict, command: str) -> St
     from thitogene_kedro.study import StudyParams, StudyRun, study_jobs, variant_pipelines  # noqa: PLC0415
 
     loader = _config_loader(project, env, params)
-    check_training(loader["parameters"].get("training", {}))
+    parameters = loader["parameters"]  # read once: each lookup loads the files again
+    training = parameters.get("training", {})
+    check_training(training)
     _, names = write_folds(project, env, loader, command)
     try:
-        study = StudyParams.model_validate(loader["parameters"].get("study", {}))
+        study = StudyParams.model_validate(parameters.get("study", {}))
     except ValueError as error:
         raise click.ClickException(f"study parameters (conf/*/parameters_study.yml): {error}") from None
     jobs = study_jobs(study, [n for n in names if n != "final"])
-    training = loader["parameters"].get("training", {})
     return StudyRun(project, env, params, study, jobs, variant_pipelines(study, training))
 
 

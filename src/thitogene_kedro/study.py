@@ -67,12 +67,8 @@ class StudyParams(BaseModel):
     run_variants: Literal["all"] | list[str] = "all"
     top_genes: int = Field(5, ge=1)
     record_dir: str = "docs/study_records"  # one JSON per finished job, under <record_dir>/<experiment>/
-    compare_with: list[str] = Field(default_factory=list)  # "<experiment>/<variant>": records of another study
-
-    @property
-    def compared_variants(self) -> list[str]:
-        """The summary's names of ``compare_with``'s variants: the entries, ``<experiment>/<variant>``."""
-        return list(self.compare_with)
+    # "<experiment>/<variant>": another study's records of that variant, a variant of the summary by that name
+    compare_with: list[str] = Field(default_factory=list)
 
     def record_folder(self, project: Path) -> Path:
         """Where this study's job records are kept (:mod:`thitogene_kedro.study_records`)."""
@@ -496,7 +492,7 @@ def compared_records(run: StudyRun) -> dict[str, dict[str, Any]]:
     and seeds, named ``<experiment>/<variant>`` so they join the summary as a variant that is
     paired with the reference (not trained here). None found is an error naming the folder."""
     found: dict[str, dict[str, Any]] = {}
-    for entry, name in zip(run.study.compare_with, run.study.compared_variants, strict=True):
+    for entry in run.study.compare_with:
         experiment, variant = entry.split("/")
         folder = run.project / run.study.record_dir / experiment
         wanted = sorted({Job(job.fold, variant, job.seed).run_name for job in run.jobs})
@@ -506,7 +502,7 @@ def compared_records(run: StudyRun) -> dict[str, dict[str, Any]]:
                 f"study.compare_with {entry!r}: no records of {variant!r} on this study's folds and seeds in "
                 f"{folder} (expected e.g. {wanted[0]}.json); run that study first or fix the name"
             )
-        found |= {f"{experiment}/{key}": record | {"variant": name} for key, record in these.items()}
+        found |= {f"{experiment}/{key}": record | {"variant": entry} for key, record in these.items()}
     return found
 
 
@@ -519,7 +515,7 @@ def summarise(
     record_finished(run, catalog_config)
     recorded = records.read_records(run.study.record_folder(run.project), [job.run_name for job in run.jobs])
     compared = compared_records(run)
-    variants = run.study.chosen_variants + run.study.compared_variants
+    variants = run.study.chosen_variants + run.study.compare_with
     results = summarise_study(records.section_scores(recorded | compared), run.study.reference, variants)
     genes = top_genes(records.gene_scores(recorded), run.study.top_genes)
     figures = study_figures(run, catalog_config, recorded, genes)
@@ -529,7 +525,7 @@ def summarise(
         header["compared with"] = ", ".join(
             f"`{name}`: {sum(r['variant'] == name for r in compared.values())} jobs of "
             f"`{run.study.record_dir}/{name.partition('/')[0]}/`"
-            for name in run.study.compared_variants
+            for name in run.study.compare_with
         )
     where = records.origins(recorded)
     markdown = results_markdown(results, genes, header, jobs, where)
